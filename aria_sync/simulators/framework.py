@@ -12,6 +12,7 @@ body. Every request is recorded in ``server.request_log`` so tests assert what t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -195,10 +196,8 @@ def _make_handler(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                     time.sleep(fault.seconds)
                 server.log(request, 0, started, wall)
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -220,10 +219,8 @@ def _make_handler(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         do_GET = _serve
         do_POST = _serve
@@ -245,7 +242,12 @@ class SimulatorServer:
     """Runs one :class:`VendorApp` on loopback in a background thread."""
 
     def __init__(
-        self, app: VendorApp, *, tls: bool = False, host: str = "127.0.0.1", port: int = 0,
+        self,
+        app: VendorApp,
+        *,
+        tls: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
         cert_dir: Path | None = None,
     ) -> None:
         self.app = app

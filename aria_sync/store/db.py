@@ -1,0 +1,186 @@
+"""Short-lived DuckDB connections behind a reader/writer file lock.
+
+Nothing in aria_sync keeps the database open between calls: a read opens the file read-only,
+queries and closes (about 15 ms); a write opens it read-write for one short transaction. Network
+fetching never happens while a connection is open. See :mod:`aria_sync.store.locks` for why this
+lets a CLI sync, the dashboard and notebooks share one file without lock errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from aria_sync.errors import CorruptDatabaseError, DatabaseBusyError, SchemaVersionError, StoreError
+from aria_sync.store import schema
+from aria_sync.store.locks import database_lock
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+# Identical for every connection of a process: DuckDB refuses a second connection to the same file
+# with a different configuration while the first is open.
+_CONNECT_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+
+_schema_checked: set[Path] = set()
+_schema_lock = threading.Lock()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _open(path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB, waiting while a process outside our lock protocol holds the file."""
+    delay = 0.01
+    while True:
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only, config=dict(_CONNECT_CONFIG))
+            conn.execute("SET TimeZone = 'UTC'")
+            return conn
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower() and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            if "lock" in text.lower():
+                raise DatabaseBusyError(
+                    f"database busy: {path} is locked by another program (not aria-sync); close it and retry"
+                ) from None
+            raise CorruptDatabaseError(
+                f"cannot open {path} as a DuckDB database: {text.splitlines()[0]}"
+            ) from None
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            if (
+                "not a valid DuckDB database" in message
+                or "Invalid Input" in message
+                or "Serialization" in message
+            ):
+                raise CorruptDatabaseError(f"{path} is not a readable DuckDB database: {message}") from None
+            raise StoreError(f"cannot open {path}: {message}") from None
+
+
+class Database:
+    """One DuckDB file. ``read()`` and ``write()`` are the only ways in."""
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.busy_timeout = busy_timeout
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _connection(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.busy_timeout
+        with database_lock(self.path, write=write, timeout=self.busy_timeout):
+            conn = _open(self.path, read_only=not write, deadline=deadline)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    def ensure_schema(self) -> None:
+        """Create or migrate the schema once per process; refuse a database newer than this code."""
+        with _schema_lock:
+            if self.path in _schema_checked:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                with self._connection(write=False) as conn:
+                    version = _current_version(conn)
+                    catalog_current = version == schema.LATEST_VERSION and _catalog_is_current(conn)
+                if version > schema.LATEST_VERSION:
+                    raise SchemaVersionError(
+                        f"{self.path} has schema version {version}, newer than this aria_sync "
+                        f"(version {schema.LATEST_VERSION}); upgrade aria_sync to open it"
+                    )
+                if catalog_current:
+                    _schema_checked.add(self.path)
+                    return
+            with self._connection(write=True) as conn:
+                _migrate(conn, self.path)
+            _schema_checked.add(self.path)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for the block. Prefer :meth:`OrgScope.read` for org data."""
+        self.ensure_schema()
+        with self._connection(write=False) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction, committed when the block ends."""
+        self.ensure_schema()
+        with self._connection(write=True) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        with self._connection(write=True) as conn:
+            conn.execute("CHECKPOINT")
+
+
+def _current_version(conn: duckdb.DuckDBPyConnection) -> int:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _catalog_is_current(conn: duckdb.DuckDBPyConnection) -> bool:
+    from aria_sync.catalog import catalog_fingerprint
+
+    row = conn.execute("SELECT value FROM schema_meta WHERE key = 'catalog_fingerprint'").fetchone()
+    return row is not None and row[0] == catalog_fingerprint()
+
+
+def _migrate(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ)"
+        )
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_meta (key VARCHAR, value VARCHAR)")
+        version = _current_version(conn)
+        if version > schema.LATEST_VERSION:
+            raise SchemaVersionError(
+                f"{path} has schema version {version}, newer than this aria_sync "
+                f"(version {schema.LATEST_VERSION}); upgrade aria_sync to open it"
+            )
+        for migration in schema.MIGRATIONS:
+            if migration.version <= version:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, utcnow()],
+            )
+        from aria_sync.catalog import refresh_catalog
+
+        schema.create_registered_landing_tables(conn)
+        refresh_catalog(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def schema_version(db: Database) -> int:
+    with db.read() as conn:
+        return _current_version(conn)

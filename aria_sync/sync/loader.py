@@ -1,0 +1,294 @@
+"""Apply one stream's staged pages in one transaction: validate, quarantine, de-duplicate, MERGE,
+mark stale, move the cursor, derive ARIA rows and record the stream's counts.
+
+Everything here is SQL over the staged files, because DuckDB parses and reshapes JSON far faster
+than Python builds objects. A record that fails a check is quarantined with its reason; it never
+aborts the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from aria_sync.connectors.base import DeriveContext, Stream
+from aria_sync.sync.staging import StreamStage
+
+DEFAULT_MAX_STALE_FRACTION = 0.30
+
+
+@dataclass
+class StreamCounts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    rejected: int = 0
+    status: str = "succeeded"  # succeeded | partial | failed | skipped
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def public(counts: dict[str, Any]) -> dict[str, int]:
+        return {
+            k: int(counts.get(k) or 0)
+            for k in ("fetched", "inserted", "updated", "unchanged", "removed", "rejected")
+        }
+
+
+@dataclass(frozen=True)
+class ApplyTarget:
+    org: str
+    installation_id: str
+    integration_key: str
+    job_id: str
+    max_stale_fraction: float = DEFAULT_MAX_STALE_FRACTION
+
+
+def _cursor_cast(kind: str, expr: str) -> str:
+    if kind == "timestamp":
+        return f"TRY_CAST({expr} AS TIMESTAMPTZ)"
+    if kind == "number":
+        return f"TRY_CAST({expr} AS DOUBLE)"
+    return expr
+
+
+def apply_stream(
+    conn: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    stream: Stream,
+    stage: StreamStage,
+    counts: StreamCounts,
+    *,
+    complete: bool,
+    previous_cursor: str | None,
+    now: dt.datetime,
+) -> str | None:
+    """Apply the staged pages; returns the cursor saved (or None). Runs inside the caller's transaction."""
+    table = stream.table
+    files = stage.files()
+    _load_staged(conn, stream, files)
+    counts.fetched = _scalar(conn, "SELECT count(*) FROM _stg")
+
+    reason_sql = _reason_sql(stream)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT *, {reason_sql} AS reason FROM _stg")
+    conn.execute(
+        """INSERT INTO integration_rejected_records
+           SELECT ?, ?, ?, ?, ?, source_id, reason, raw, ? FROM _checked WHERE reason IS NOT NULL""",
+        [target.org, target.installation_id, target.job_id, stream.name, table, now],
+    )
+    counts.rejected = _scalar(conn, "SELECT count(*) FROM _checked WHERE reason IS NOT NULL")
+    # Pages can overlap (an inclusive cursor re-reads its boundary, a vendor repeats a record across
+    # pages); the last copy fetched is the freshest, and a MERGE must never see a key twice.
+    conn.execute(
+        """CREATE OR REPLACE TEMP TABLE _accepted AS
+           SELECT source_id, raw, record_hash, cursor_value, vendor_deleted FROM _checked
+           WHERE reason IS NULL
+           QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY seqno DESC) = 1"""
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _existing AS
+            SELECT source_id, record_hash, is_deleted FROM {table}
+            WHERE org_id = ? AND installation_id = ?""",
+        [target.org, target.installation_id],
+    )
+    row = conn.execute(
+        """SELECT
+             count(*) FILTER (WHERE e.source_id IS NULL),
+             count(*) FILTER (WHERE e.source_id IS NOT NULL AND (e.record_hash IS DISTINCT FROM a.record_hash
+                                  OR e.is_deleted IS DISTINCT FROM a.vendor_deleted)),
+             count(*) FILTER (WHERE e.source_id IS NOT NULL AND e.record_hash = a.record_hash
+                                  AND e.is_deleted IS NOT DISTINCT FROM a.vendor_deleted),
+             count(*) FILTER (WHERE a.vendor_deleted AND (e.source_id IS NULL OR NOT e.is_deleted))
+           FROM _accepted a LEFT JOIN _existing e USING (source_id)"""
+    ).fetchone()
+    assert row is not None
+    counts.inserted, counts.updated, counts.unchanged, vendor_removed = (int(v) for v in row)
+
+    conn.execute(
+        f"""MERGE INTO {table} AS t
+            USING (SELECT * FROM _accepted) AS s
+            ON t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id
+            WHEN MATCHED AND (t.record_hash IS DISTINCT FROM s.record_hash
+                              OR t.is_deleted IS DISTINCT FROM s.vendor_deleted) THEN UPDATE SET
+                raw = s.raw, record_hash = s.record_hash, cursor_value = s.cursor_value,
+                last_seen_at = $now, updated_at = $now, is_deleted = s.vendor_deleted,
+                deleted_at = CASE WHEN s.vendor_deleted THEN coalesce(t.deleted_at, $now) ELSE NULL END,
+                job_id = $job
+            WHEN MATCHED THEN UPDATE SET last_seen_at = $now, job_id = $job
+            WHEN NOT MATCHED THEN INSERT (org_id, installation_id, source_id, raw, record_hash, cursor_value,
+                first_seen_at, last_seen_at, updated_at, is_deleted, deleted_at, job_id)
+                VALUES ($org, $inst, s.source_id, s.raw, s.record_hash, s.cursor_value, $now, $now, $now,
+                        s.vendor_deleted, CASE WHEN s.vendor_deleted THEN $now ELSE NULL END, $job)""",
+        {"org": target.org, "inst": target.installation_id, "now": now, "job": target.job_id},
+    )
+    counts.removed = vendor_removed
+
+    conn.execute("CREATE OR REPLACE TEMP TABLE _removed (source_id VARCHAR)")
+    if not stream.incremental and stream.marks_stale:
+        if complete:
+            _mark_stale(conn, target, stream, counts, now)
+        else:
+            counts.warnings.append(f"{stream.name}: fetch incomplete, nothing marked stale")
+    conn.execute("INSERT INTO _removed SELECT source_id FROM _accepted WHERE vendor_deleted")
+
+    context = DeriveContext(
+        conn=conn,
+        org=target.org,
+        installation_id=target.installation_id,
+        integration_key=target.integration_key,
+        job_id=target.job_id,
+        table=table,
+        staged="_accepted",
+        now=now,
+    )
+    for derive in stream.derive:
+        derive(context)
+
+    saved_cursor = None
+    if stream.cursor is not None and complete:
+        saved_cursor = _advance_cursor(conn, target, stream, previous_cursor, now)
+    return saved_cursor
+
+
+def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[str]) -> None:
+    cursor_expr = stream.cursor.expression if stream.cursor else "NULL"
+    deleted_expr = f"coalesce(({stream.deleted}), false)" if stream.deleted else "false"
+    if not files:
+        conn.execute(
+            """CREATE OR REPLACE TEMP TABLE _stg (seqno BIGINT, raw JSON, jtype VARCHAR, source_id VARCHAR,
+               cursor_value VARCHAR, record_hash VARCHAR, vendor_deleted BOOLEAN)"""
+        )
+        return
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _stg_raw AS SELECT row_number() OVER () AS seqno, json AS raw "
+        "FROM read_json_objects(?, format = 'newline_delimited')",
+        [files],
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _stg AS
+            SELECT seqno, raw, json_type(raw) AS jtype,
+                   CASE WHEN json_type(raw) = 'OBJECT' THEN NULLIF(CAST(({stream.primary_key}) AS VARCHAR), '')
+                   END AS source_id,
+                   CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(({cursor_expr}) AS VARCHAR) END AS cursor_value,
+                   md5(CAST(raw AS VARCHAR)) AS record_hash,
+                   CASE WHEN json_type(raw) = 'OBJECT' THEN {deleted_expr} ELSE false END AS vendor_deleted
+            FROM _stg_raw"""
+    )
+    conn.execute("DROP TABLE _stg_raw")
+
+
+def _reason_sql(stream: Stream) -> str:
+    cases = [
+        "WHEN jtype IS DISTINCT FROM 'OBJECT' THEN 'record is not a JSON object'",
+        f"WHEN source_id IS NULL THEN {_sql_str('missing primary key: ' + stream.primary_key)}",
+    ]
+    if stream.cursor is not None:
+        cast = _cursor_cast(stream.cursor.kind, "cursor_value")
+        cases.append(
+            f"WHEN cursor_value IS NOT NULL AND {cast} IS NULL THEN "
+            f"{_sql_str('cursor field is not a valid ' + stream.cursor.kind)}"
+        )
+    for predicate, reason in stream.checks:
+        cases.append(f"WHEN coalesce(({predicate}), false) THEN {_sql_str(reason)}")
+    return "CASE " + " ".join(cases) + " END"
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _mark_stale(
+    conn: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    stream: Stream,
+    counts: StreamCounts,
+    now: dt.datetime,
+) -> None:
+    """Soft-delete rows a complete full-refresh fetch no longer returns, unless that would be too many."""
+    table = stream.table
+    # Records quarantined this run are still present upstream; they are not stale.
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _stale AS
+            SELECT source_id FROM {table}
+            WHERE org_id = ? AND installation_id = ? AND NOT is_deleted
+              AND source_id NOT IN (SELECT source_id FROM _accepted)
+              AND source_id NOT IN (SELECT source_id FROM _checked WHERE source_id IS NOT NULL)""",
+        [target.org, target.installation_id],
+    )
+    stale = _scalar(conn, "SELECT count(*) FROM _stale")
+    if stale == 0:
+        return
+    active_before = _scalar(conn, "SELECT count(*) FROM _existing WHERE NOT is_deleted")
+    share = stale / active_before if active_before else 1.0
+    if share > target.max_stale_fraction:
+        counts.warnings.append(
+            f"{stream.name}: refused to mark {stale} of {active_before} {table} rows stale "
+            f"({share:.0%} > limit {target.max_stale_fraction:.0%}); check the source, then run with a higher "
+            "--max-stale-fraction if the removals are real"
+        )
+        counts.status = "partial"
+        return
+    conn.execute(
+        f"""UPDATE {table} SET is_deleted = true, deleted_at = ?, updated_at = ?, job_id = ?
+            WHERE org_id = ? AND installation_id = ? AND source_id IN (SELECT source_id FROM _stale)""",
+        [now, now, target.job_id, target.org, target.installation_id],
+    )
+    conn.execute("INSERT INTO _removed SELECT source_id FROM _stale")
+    counts.removed += stale
+
+
+def _advance_cursor(
+    conn: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    stream: Stream,
+    previous: str | None,
+    now: dt.datetime,
+) -> str | None:
+    assert stream.cursor is not None
+    cast = _cursor_cast(stream.cursor.kind, "cursor_value")
+    row = conn.execute(
+        f"SELECT arg_max(cursor_value, {cast}) FROM _accepted WHERE {cast} IS NOT NULL"
+    ).fetchone()
+    candidate = row[0] if row else None
+    chosen = previous
+    if candidate is not None:
+        if previous is None:
+            chosen = candidate
+        else:
+            prev_cast = _cursor_cast(stream.cursor.kind, "$prev")
+            new_cast = _cursor_cast(stream.cursor.kind, "$new")
+            newer = conn.execute(
+                f"SELECT coalesce({new_cast} > {prev_cast}, true)", {"prev": previous, "new": candidate}
+            ).fetchone()
+            chosen = candidate if newer and newer[0] else previous
+    conn.execute(
+        "DELETE FROM integration_sync_state WHERE org_id = ? AND installation_id = ? AND stream = ?",
+        [target.org, target.installation_id, stream.name],
+    )
+    conn.execute(
+        "INSERT INTO integration_sync_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            target.org,
+            target.installation_id,
+            stream.name,
+            chosen,
+            json.dumps({"cursor": chosen}),
+            target.job_id,
+            now,
+        ],
+    )
+    return chosen
+
+
+def _scalar(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
