@@ -118,6 +118,8 @@ class Stream:
     targets: tuple[str, ...] = ()  # ARIA tables this stream feeds (documentation and the catalogue)
     description: str = ""
     capability: str | None = None  # which capability (permission) the stream needs
+    # Columns the data views show: (label, SQL over `raw`). Empty: source_id and raw only.
+    columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def incremental(self) -> bool:

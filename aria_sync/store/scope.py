@@ -79,7 +79,7 @@ class OrgScope:
             yield conn
 
 
-def check_user_sql(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
+def check_user_sql(conn: ScopedConnection | duckdb.DuckDBPyConnection, sql: str) -> None:
     """Refuse user SQL that is not a single SELECT over the organisation's views."""
     if ";" in sql.strip().rstrip(";"):
         raise UsageError("only one SQL statement is allowed")

@@ -9,6 +9,7 @@ nothing is marked stale and no cursor moves for a stream whose fetch was incompl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -469,7 +470,7 @@ class _Notifier:
 
     def __call__(self, progress: Progress, force: bool = False) -> None:
         if self.callback is not None:
-            self.callback(progress)
+            self.callback(dataclasses.replace(progress))  # a snapshot: the runner keeps mutating its own
         now = time.monotonic()
         if force or now - self._last_write >= _PROGRESS_EVERY:
             self._last_write = now
