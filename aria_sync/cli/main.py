@@ -30,25 +30,33 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _global_options() -> _Parser:
+def _global_options(*, suppress: bool) -> _Parser:
+    # Subcommands repeat the global options so they work on either side of the command name; there
+    # their defaults are suppressed, or they would overwrite a value given before the command.
+    default = argparse.SUPPRESS if suppress else None
     common = _Parser(add_help=False)
     common.add_argument(
-        "--db", metavar="PATH", help="DuckDB file (default $ARIA_SYNC_DB or data/aria.duckdb)"
+        "--db", metavar="PATH", default=default, help="DuckDB file (default $ARIA_SYNC_DB or data/aria.duckdb)"
     )
     common.add_argument(
-        "--org", metavar="ORG", help="organisation to act for (default $ARIA_SYNC_ORG or default)"
+        "--org", metavar="ORG", default=default, help="organisation to act for (default $ARIA_SYNC_ORG or default)"
     )
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout, nothing else")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="machine-readable output on stdout, nothing else",
+    )
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _global_options()
+    common = _global_options(suppress=True)
     parser = _Parser(
         prog="aria-sync",
         description="Sync Microsoft Defender, ServiceNow and Tenable into one DuckDB file, normalised to the "
         "ARIA cyber-risk schema.",
-        parents=[common],
+        parents=[_global_options(suppress=False)],
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -24,11 +24,14 @@ def _plain(value: Any) -> str:
 class Output:
     def __init__(self, *, json_mode: bool) -> None:
         self.json_mode = json_mode
-        self.console = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False)
+        # Piped output is read by grep and log files, not by a narrow terminal: don't fold it at 80.
+        width = None if sys.stdout.isatty() else 220
+        self.console = Console(highlight=False, soft_wrap=True, width=width)
+        self.err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 220)
 
     def error(self, message: str) -> None:
-        self.err.print(f"error: {message}", markup=False)
+        # One line, never wrapped: scripts grep for it.
+        sys.stderr.write("error: " + " ".join(message.split()) + "\n")
 
     def info(self, message: str) -> None:
         """A line for people; in --json mode it goes to stderr so stdout stays one JSON document."""

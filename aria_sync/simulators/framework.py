@@ -170,6 +170,8 @@ class VendorApp:
 def _make_handler(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes; with Nagle on, the body waits ~40 ms for the client's ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -293,12 +295,13 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"sim-{self.app.name}", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{self.app.name}", daemon=True
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        # serve_forever polls for shutdown every 0.5 s by default; see start().
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
