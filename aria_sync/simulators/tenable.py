@@ -1234,8 +1234,4 @@ def _int_arg(request: SimRequest, name: str, default: int) -> int:
 
 def start_tenable(estate: TenableEstate, **options: Any) -> SimulatorServer:
     """Starts a :class:`TenableSimulator` on loopback over plain HTTP and returns the running server."""
-    server = SimulatorServer(TenableSimulator(estate, **options))
-    # Without TCP_NODELAY every response written as headers + body waits ~40 ms for the client's
-    # delayed ACK (Nagle); the handler class is private to this server, so this changes nothing else.
-    server._httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-    return server.start()
+    return SimulatorServer(TenableSimulator(estate, **options)).start()
