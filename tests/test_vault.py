@@ -40,7 +40,7 @@ SECRETS = {"clientSecret": CANARY, "accessKey": "AccessCanary9876543210"}
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """An in-memory keyring that really stores what it is given."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +79,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def secret_forms(secret: str) -> list[bytes]:
     raw = secret.encode()
-    return [raw, base64.b64encode(raw), base64.urlsafe_b64encode(raw), quote(secret, safe="").encode(), raw.hex().encode()]
+    return [
+        raw,
+        base64.b64encode(raw),
+        base64.urlsafe_b64encode(raw),
+        quote(secret, safe="").encode(),
+        raw.hex().encode(),
+    ]
 
 
 def assert_no_plaintext(path: Path) -> None:
@@ -103,7 +109,9 @@ def test_file_vault_round_trip_without_plaintext_at_rest(tmp_path: Path) -> None
     path = tmp_path / VAULT_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert_no_plaintext(path)
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # atomic writes leave nothing
+    assert [
+        p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")
+    ] == []  # atomic writes leave nothing
     vault.delete("inst-1")
     vault.delete("inst-1")  # deleting twice is fine
     with pytest.raises(MissingSecretError, match="inst-1"):
@@ -188,7 +196,9 @@ def test_corrupt_vault_file_is_locked_not_a_crash(tmp_path: Path) -> None:
 # -- open_vault ----------------------------------------------------------------------------
 
 
-def test_open_vault_generates_a_private_key_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_vault_generates_a_private_key_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(VAULT_BACKEND_ENV, "file")
     vault = open_vault(tmp_path / "data")
     assert vault.backend_name == f"encrypted-file:{tmp_path / 'data' / VAULT_FILE_NAME}"
@@ -201,7 +211,9 @@ def test_open_vault_generates_a_private_key_file_once(tmp_path: Path, monkeypatc
     assert reopened.get("inst-1")["clientSecret"].get_secret_value() == CANARY
 
 
-def test_vault_moved_without_its_key_is_locked_with_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vault_moved_without_its_key_is_locked_with_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(VAULT_BACKEND_ENV, "file")
     open_vault(tmp_path).put("inst-1", SECRETS)
     (tmp_path / KEY_FILE_NAME).unlink()  # e.g. the data folder was copied to another machine
@@ -228,7 +240,9 @@ def test_master_key_env_wins_and_a_wrong_one_locks(tmp_path: Path, monkeypatch: 
     assert key not in str(locked.value)
 
 
-def test_rotation_through_open_vault_updates_the_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rotation_through_open_vault_updates_the_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(VAULT_BACKEND_ENV, "file")
     vault = open_vault(tmp_path)
     assert isinstance(vault, EncryptedFileVault)
@@ -274,10 +288,17 @@ def test_open_vault_uses_a_real_keyring(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "backend",
-    [keyring.backends.fail.Keyring(), keyring.backends.null.Keyring(), ForgetfulKeyring(), PlaintextLookalike()],
+    [
+        keyring.backends.fail.Keyring(),
+        keyring.backends.null.Keyring(),
+        ForgetfulKeyring(),
+        PlaintextLookalike(),
+    ],
     ids=["fail", "null", "forgetful", "keyrings.alt"],
 )
-def test_unusable_keyrings_fall_back_to_the_file(tmp_path: Path, backend: keyring.backend.KeyringBackend) -> None:
+def test_unusable_keyrings_fall_back_to_the_file(
+    tmp_path: Path, backend: keyring.backend.KeyringBackend
+) -> None:
     keyring.set_keyring(backend)
     vault = open_vault(tmp_path)
     assert isinstance(vault, EncryptedFileVault)

@@ -141,7 +141,9 @@ def add_429(server: SimulatorServer, headers: dict[str, str], times: int = 1) ->
 # -- success, origin, redirects --------------------------------------------------------------
 
 
-def test_get_json_through_relative_and_same_origin_absolute_urls(server: SimulatorServer, fake: FakeTime) -> None:
+def test_get_json_through_relative_and_same_origin_absolute_urls(
+    server: SimulatorServer, fake: FakeTime
+) -> None:
     with make_client(server.base_url + "/api", fake) as http:
         assert http.get_json("/items", params={"page": "2"}) == {"items": [1, 2, 3], "page": "2"}
         assert http.get_json(server.base_url + "/api/items")["items"] == [1, 2, 3]
@@ -169,9 +171,9 @@ def test_redirects_are_refused_and_never_followed(
     assert isinstance(app, ItemsApp)
     app.redirect_to = other_server.base_url + "/api/items" if target == "other-server" else target
     expected_host = "127.0.0.1" if target == "other-server" else httpx.URL(target).host
-    with make_client(server.base_url, fake, headers={"Authorization": "Bearer " + CANARY}) as http:
-        with pytest.raises(UnexpectedRedirectError) as refused:
-            http.request("GET", "/api/moved")
+    http = make_client(server.base_url, fake, headers={"Authorization": "Bearer " + CANARY})
+    with http, pytest.raises(UnexpectedRedirectError) as refused:
+        http.request("GET", "/api/moved")
     assert expected_host in str(refused.value)
     assert refused.value.status == 302
     assert len(server.request_log) == 1  # not retried either
@@ -179,7 +181,10 @@ def test_redirects_are_refused_and_never_followed(
 
 
 def test_invalid_json_is_a_malformed_response(server: SimulatorServer, fake: FakeTime) -> None:
-    with make_client(server.base_url, fake) as http, pytest.raises(MalformedResponseError, match="invalid JSON"):
+    with (
+        make_client(server.base_url, fake) as http,
+        pytest.raises(MalformedResponseError, match="invalid JSON"),
+    ):
         http.get_json("/api/not-json")
 
 
@@ -218,7 +223,9 @@ def test_other_wait_hints_are_honoured(
     assert hint <= fake.slept[0] <= hint * 1.1
 
 
-@pytest.mark.parametrize(("value", "low", "high"), [("0", 1.0, 1.1), ("-5", 1.0, 2.0), ("abc", 1.0, 2.0), ("86400", 120.0, 132.0)])
+@pytest.mark.parametrize(
+    ("value", "low", "high"), [("0", 1.0, 1.1), ("-5", 1.0, 2.0), ("abc", 1.0, 2.0), ("86400", 120.0, 132.0)]
+)
 def test_hostile_retry_after_is_clamped(
     server: SimulatorServer, fake: FakeTime, value: str, low: float, high: float
 ) -> None:
@@ -240,11 +247,13 @@ def test_rate_limited_error_carries_the_clamped_hint(server: SimulatorServer, fa
 # -- backoff, attempts, budget (C9, C10) -----------------------------------------------------
 
 
-def test_503_streak_backs_off_then_gives_up_after_max_attempts(server: SimulatorServer, fake: FakeTime) -> None:
+def test_503_streak_backs_off_then_gives_up_after_max_attempts(
+    server: SimulatorServer, fake: FakeTime
+) -> None:
     server.faults.add(Fault(kind="status", path="/api/items", status=503, times=10))
-    with make_client(server.base_url, fake, base_delay=1.0, max_delay=30.0) as http:
-        with pytest.raises(ServerError) as gave_up:
-            http.request("GET", "/api/items", stream="assets")
+    http = make_client(server.base_url, fake, base_delay=1.0, max_delay=30.0)
+    with http, pytest.raises(ServerError) as gave_up:
+        http.request("GET", "/api/items", stream="assets")
     assert len(server.request_log) == 5
     assert "gave up after 5 attempts" in str(gave_up.value)
     assert "Tenable answered 503 for GET http://127.0.0.1:" in str(gave_up.value)
@@ -280,14 +289,14 @@ def test_non_retriable_statuses_are_sent_exactly_once(
 def test_shared_budget_stops_every_client_of_the_job(server: SimulatorServer, fake: FakeTime) -> None:
     server.faults.add(Fault(kind="status", path="/api/items", status=503, times=20))
     budget = RetryBudget(3)
-    with make_client(server.base_url, fake, budget=budget) as first:
-        with pytest.raises(RetryBudgetExhausted, match="last failure: Tenable answered 503") as exhausted:
-            first.request("GET", "/api/items")  # 5 attempts would need 4 retries; the budget has 3
+    first = make_client(server.base_url, fake, budget=budget)
+    with first, pytest.raises(RetryBudgetExhausted, match="last failure: Tenable answered 503") as exhausted:
+        first.request("GET", "/api/items")  # 5 attempts would need 4 retries; the budget has 3
     assert isinstance(exhausted.value.__cause__, ServerError)
     assert len(server.request_log) == 4
-    with make_client(server.base_url, fake, budget=budget) as second:
-        with pytest.raises(RetryBudgetExhausted):
-            second.request("GET", "/api/items")
+    second = make_client(server.base_url, fake, budget=budget)
+    with second, pytest.raises(RetryBudgetExhausted):
+        second.request("GET", "/api/items")
     assert len(server.request_log) == 5  # the second client got one attempt and no retry
 
 
@@ -363,7 +372,7 @@ class _TruncatingHandler(BaseHTTPRequestHandler):
 
 
 def test_truncated_body_is_a_network_error_then_retried(fake: FakeTime) -> None:
-    handler = type("Handler", (_TruncatingHandler,), {"calls": 0})
+    handler: type[_TruncatingHandler] = type("Handler", (_TruncatingHandler,), {"calls": 0})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -474,7 +483,9 @@ def test_no_secret_in_any_exception_message_or_log_record(
     messages: list[str] = []
     server.faults.add(Fault(kind="status", path="/api/items", status=503, times=2))
     server.faults.add(Fault(kind="reset", path="/api/items", times=1, skip=0))
-    with make_client(server.base_url, fake, headers={"X-ApiKeys": api_keys}, secrets=[CANARY, ACCESS_CANARY]) as http:
+    with make_client(
+        server.base_url, fake, headers={"X-ApiKeys": api_keys}, secrets=[CANARY, ACCESS_CANARY]
+    ) as http:
         http.request("GET", "/api/items", params={"api_key": CANARY, "q": CANARY})
         for call in (
             lambda: http.request("GET", "/api/echo-401"),
@@ -548,7 +559,10 @@ def test_msal_session_goes_through_policy_pinning_and_ca_bundle(fake: FakeTime) 
                 instance_discovery=False,
                 http_client=session,
             )
-            assert wrong.acquire_token_for_client(scopes=["https://api.example/.default"])["error"] == "invalid_client"
+            assert (
+                wrong.acquire_token_for_client(scopes=["https://api.example/.default"])["error"]
+                == "invalid_client"
+            )
             post = session.post  # type: ignore[attr-defined]
             with pytest.raises(UrlPolicyError, match="authorityHost"):
                 post("https://10.0.0.1/tenant/oauth2/v2.0/token", data={"a": "b"})

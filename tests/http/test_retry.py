@@ -69,7 +69,9 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
         ("-1", None),
     ],
 )
-def test_parse_rate_limit_reset_tells_seconds_from_milliseconds(value: str | None, expected: float | None) -> None:
+def test_parse_rate_limit_reset_tells_seconds_from_milliseconds(
+    value: str | None, expected: float | None
+) -> None:
     result = parse_rate_limit_reset(value, now=NOW)
     assert result == (pytest.approx(expected) if expected is not None else None)
 
