@@ -100,14 +100,23 @@ class SyncResult:
         }
 
 
-def recover_interrupted(db: Database, org: str) -> int:
-    """Jobs marked running whose process is gone (its installation lock is free) become interrupted."""
+def recover_interrupted(db: Database, org: str, *, locked_by_caller: str | None = None) -> int:
+    """Jobs marked running whose process is gone (its installation lock is free) become interrupted.
+
+    ``locked_by_caller`` is an installation whose lock the caller holds: every job still marked
+    running for it belongs to a process that died.
+    """
     scope = OrgScope(db, org)
     with scope.read() as conn:
         running = conn.rows(
             "SELECT job_id, installation_id FROM integration_sync_jobs WHERE status = 'running'"
         )
-    dead = [r for r in running if not InstallationLock(db.path, r["installation_id"]).is_held_elsewhere()]
+    dead = [
+        r
+        for r in running
+        if r["installation_id"] == locked_by_caller
+        or not InstallationLock(db.path, r["installation_id"]).is_held_elsewhere()
+    ]
     if not dead:
         return 0
     now = utcnow()
@@ -174,7 +183,7 @@ class SyncRunner:
         lock = InstallationLock(self.db.path, installation.installation_id)
         lock.acquire_or_raise(installation.name)
         try:
-            recover_interrupted(self.db, self.org)
+            recover_interrupted(self.db, self.org, locked_by_caller=installation.installation_id)
             job_id = job_id or str(uuid.uuid4())
             return self._run(installation, job_id, full=full, trigger=trigger, on_progress=on_progress)
         finally:
