@@ -121,3 +121,58 @@ def run_demo(settings: Settings, *, port: int, dashboard: bool, size: str, out: 
         return run_dashboard(settings, port=port, address="127.0.0.1", out=out)
     finally:
         sims.stop()
+
+
+class _Quiet:
+    """Output sink for library use of the demo steps (notebooks, tests)."""
+
+    json_mode = True
+
+    def info(self, message: str) -> None:
+        pass
+
+    def progress(self, label: str) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext(None)
+
+
+def build_demo_database(db_path: Path, *, size: str = "small", org: str = "default", advances: int = 0) -> Path:
+    """Create (or refresh) a demo database: start the simulators, install the three integrations through
+    the normal install path, sync them, stop the simulators. Used by the notebooks' CI run and tests."""
+    allow_loopback()
+    db = Database(db_path)
+    estate = Estate.generate(size)
+    for _ in range(advances):
+        estate.advance()
+    sims = start_all(estate, cert_dir=db.path.parent / "demo-tls")
+    try:
+        market = Marketplace(db, org, Actor("demo", "admin"))
+        for key, config in sims.configs().items():
+            name = DEMO_INSTALLATIONS[key]
+            try:
+                market.get(name)
+            except NotFoundError:
+                market.install(key, name, config)
+        # Free ports differ per call: point existing installations at this run's simulators.
+        _repoint(market, sims)
+        sync_all(db, org, list(DEMO_INSTALLATIONS.values()), _Quiet())
+    finally:
+        sims.stop()
+    return db.path
+
+
+def _repoint(market: Marketplace, sims: SimulatorSet) -> None:
+    import json
+
+    from aria_sync.store import OrgScope
+
+    for key, config in sims.configs().items():
+        installation = market.get(DEMO_INSTALLATIONS[key])
+        public = {k: v for k, v in config.items() if k not in installation.secret_fields}
+        merged = {**installation.config, **public}
+        with OrgScope(market.db, market.org).write() as conn:
+            conn.execute(
+                "UPDATE integration_installations SET config = ? WHERE org_id = ? AND installation_id = ?",
+                [json.dumps(merged), market.org, installation.installation_id],
+            )
