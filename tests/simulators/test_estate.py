@@ -41,9 +41,14 @@ def _snapshot(estate: Estate) -> dict[str, Any]:
         "findings": {f["finding_id"]: f for f in estate.tenable_findings()},
         "machines": {m["id"]: dict(m) for m in estate.defender_machines()},
         "alerts": {a["id"]: dict(a) for a in estate.defender_alerts()},
-        "incidents": {i["incidentId"]: {k: v for k, v in i.items() if k != "alerts"} for i in estate.defender_incidents()},
+        "incidents": {
+            i["incidentId"]: {k: v for k, v in i.items() if k != "alerts"}
+            for i in estate.defender_incidents()
+        },
         "vulns": {v["id"] for v in estate.defender_vulnerabilities()},
-        "servicenow": {t: {r["sys_id"]: dict(r) for r in estate.servicenow_records(t)} for t in estate.SERVICENOW_TABLES},
+        "servicenow": {
+            t: {r["sys_id"]: dict(r) for r in estate.servicenow_records(t)} for t in estate.SERVICENOW_TABLES
+        },
     }
 
 
@@ -58,7 +63,9 @@ def _timestamps(value: Any) -> list[datetime]:
         return [t for item in value.values() for t in _timestamps(item)]
     if isinstance(value, list):
         return [t for item in value for t in _timestamps(item)]
-    if isinstance(value, str) and (DEFENDER_TIME.match(value) or TENABLE_TIME.match(value) or TABLE_TIME.match(value)):
+    if isinstance(value, str) and (
+        DEFENDER_TIME.match(value) or TENABLE_TIME.match(value) or TABLE_TIME.match(value)
+    ):
         return [_parse(value)]
     return []
 
@@ -78,7 +85,9 @@ def _everything(estate: Estate) -> list[Any]:
     ]
 
 
-def _by_machine(estate: Estate, key: str, records: list[dict[str, Any]], id_field: str) -> dict[str, list[dict]]:
+def _by_machine(
+    estate: Estate, key: str, records: list[dict[str, Any]], id_field: str
+) -> dict[str, list[dict]]:
     truth = estate.truth()
     grouped: dict[str, list[dict]] = defaultdict(list)
     for record in records:
@@ -347,7 +356,9 @@ def test_defender_alerts_and_incidents(small: Estate) -> None:
     alerts = small.defender_alerts()
     machines = {m["id"] for m in small.defender_machines()}
     assert 0.07 <= len(alerts) / len(machines) <= 0.13
-    assert all(a["machineId"] in machines and a["evidence"] and a["mitreTechniques"] is not None for a in alerts)
+    assert all(
+        a["machineId"] in machines and a["evidence"] and a["mitreTechniques"] is not None for a in alerts
+    )
     assert max(Counter(a["lastUpdateTime"] for a in alerts).values()) >= 3
     incidents = {i["incidentId"]: i for i in small.defender_incidents()}
     assert all(a["incidentId"] in incidents for a in alerts)
@@ -385,13 +396,17 @@ def test_advance_fixes_reopens_and_adds_findings(advanced: tuple[dict[str, Any],
     assert new and all(f["state"] == "OPEN" and _in_window(f["first_found"], start, end) for f in new)
 
 
-def test_advance_changed_records_carry_timestamps_in_the_window(advanced: tuple[dict[str, Any], Estate]) -> None:
+def test_advance_changed_records_carry_timestamps_in_the_window(
+    advanced: tuple[dict[str, Any], Estate],
+) -> None:
     before, estate = advanced
     start, end = before["now"], estate.now
     assets = {a["id"]: a for a in estate.tenable_assets()}
     changed_assets = [a for i, a in assets.items() if a != before["tenable_assets"][i]]
     assert changed_assets and all(_in_window(a["updated_at"], start, end) for a in changed_assets)
-    newly_deleted = [a for i, a in assets.items() if a["deleted_at"] and not before["tenable_assets"][i]["deleted_at"]]
+    newly_deleted = [
+        a for i, a in assets.items() if a["deleted_at"] and not before["tenable_assets"][i]["deleted_at"]
+    ]
     assert len(newly_deleted) == 1 and _in_window(newly_deleted[0]["deleted_at"], start, end)
     for table in estate.SERVICENOW_TABLES:
         for row in estate.servicenow_records(table):
@@ -402,9 +417,7 @@ def test_advance_changed_records_carry_timestamps_in_the_window(advanced: tuple[
     assert alerts and all(_in_window(a["lastUpdateTime"], start, end) for a in alerts)
     resolved = [a for a in alerts if a["id"] in before["alerts"] and a["status"] == "Resolved"]
     assert resolved and all(_in_window(a["resolvedTime"], start, end) for a in resolved)
-    incidents = [
-        {k: v for k, v in i.items() if k != "alerts"} for i in estate.defender_incidents()
-    ]
+    incidents = [{k: v for k, v in i.items() if k != "alerts"} for i in estate.defender_incidents()]
     updated = [i for i in incidents if before["incidents"].get(i["incidentId"]) != i]
     assert updated and all(_in_window(i["lastUpdateTime"], start, end) for i in updated)
     assert max(_timestamps(_everything(estate))) <= end
@@ -425,11 +438,15 @@ def test_advance_hard_deletes_a_ci_with_an_audit_row(advanced: tuple[dict[str, A
     assert not children & gone
 
 
-def test_advance_defender_machine_goes_inactive_and_vulns_change(advanced: tuple[dict[str, Any], Estate]) -> None:
+def test_advance_defender_machine_goes_inactive_and_vulns_change(
+    advanced: tuple[dict[str, Any], Estate],
+) -> None:
     before, estate = advanced
     machines = {m["id"]: m for m in estate.defender_machines()}
     went_inactive = [
-        i for i, m in machines.items() if m["healthStatus"] == "Inactive" and before["machines"][i]["healthStatus"] == "Active"
+        i
+        for i, m in machines.items()
+        if m["healthStatus"] == "Inactive" and before["machines"][i]["healthStatus"] == "Active"
     ]
     assert len(went_inactive) == 1
     refreshed = [m for i, m in machines.items() if m["lastSeen"] != before["machines"][i]["lastSeen"]]

@@ -7,6 +7,7 @@ every customer); it is built once from a fixed seed so plugin ids and CVE lists 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -127,8 +128,20 @@ LINUX = UBUNTU | RHEL
 ENDPOINTS_ALL = WINDOWS_ALL | LINUX | {"macos"}
 NETWORK = frozenset({"iosxe", "fortios", "panos"})
 EVERYTHING = ENDPOINTS_ALL | NETWORK
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")  # fmt: skip
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def severity_from_cvss(score: float | None) -> int:
@@ -318,7 +331,11 @@ def _series_definitions(rng: random.Random, next_id: int) -> list[VulnDefinition
     used_cves: set[str] = set()
     for series in _SERIES:
         for release in range(series.releases):
-            values = {"r": release + 1, "n": 100 + release * 37 + rng.randint(0, 30), "p": rng.randint(10, 99)}
+            values = {
+                "r": release + 1,
+                "n": 100 + release * 37 + rng.randint(0, 30),
+                "p": rng.randint(10, 99),
+            }
             version = series.version_template.format(**values)
             kb = str(series.kb_base + release * 113) if series.kb_base else None
             name = series.name_template.format(
@@ -367,31 +384,93 @@ def vulnerability_catalog() -> Catalog:
     definitions: list[VulnDefinition] = []
     for plugin_id, name, family, family_id, severity_id, port, service, targets, synopsis in _INFORMATIONAL:
         definitions.append(
-            VulnDefinition(plugin_id, name, family, family_id, "remote" if port else "summary", severity_id,
-                           None, None, None, False, (), targets, port, "TCP", service, 6840,
-                           synopsis, "n/a", tenable_only=True, informational_baseline=True)
-        )  # fmt: skip
-    for plugin_id, name, family, family_id, cvss3, port, service, targets, synopsis, cves in _MISCONFIGURATIONS:
+            VulnDefinition(
+                plugin_id,
+                name,
+                family,
+                family_id,
+                "remote" if port else "summary",
+                severity_id,
+                None,
+                None,
+                None,
+                False,
+                (),
+                targets,
+                port,
+                "TCP",
+                service,
+                6840,
+                synopsis,
+                "n/a",
+                tenable_only=True,
+                informational_baseline=True,
+            )
+        )
+    for (
+        plugin_id,
+        name,
+        family,
+        family_id,
+        cvss3,
+        port,
+        service,
+        targets,
+        synopsis,
+        cves,
+    ) in _MISCONFIGURATIONS:
         definitions.append(
-            VulnDefinition(plugin_id, name, family, family_id, "remote", severity_from_cvss(cvss3), cvss3,
-                           round(cvss3 * 0.6, 1) if cves else None, 1.2 if cves else None, bool(cves), cves,
-                           targets, port, "TCP", service, 4500, synopsis,
-                           "Reconfigure the affected service.", tenable_only=True)
-        )  # fmt: skip
+            VulnDefinition(
+                plugin_id,
+                name,
+                family,
+                family_id,
+                "remote",
+                severity_from_cvss(cvss3),
+                cvss3,
+                round(cvss3 * 0.6, 1) if cves else None,
+                1.2 if cves else None,
+                bool(cves),
+                cves,
+                targets,
+                port,
+                "TCP",
+                service,
+                4500,
+                synopsis,
+                "Reconfigure the affected service.",
+                tenable_only=True,
+            )
+        )
     for plugin_id, name, family, family_id, cvss3, vpr, targets, port, service, cves, software in _NOTABLE:
         definitions.append(
-            VulnDefinition(plugin_id, name, family, family_id, "combined", severity_from_cvss(cvss3), cvss3, vpr,
-                           94.5, True, cves, targets, port, "TCP", service, 900,
-                           "The remote host is affected by a remote code execution vulnerability.",
-                           "Apply the vendor patch.", software=software)
-        )  # fmt: skip
+            VulnDefinition(
+                plugin_id,
+                name,
+                family,
+                family_id,
+                "combined",
+                severity_from_cvss(cvss3),
+                cvss3,
+                vpr,
+                94.5,
+                True,
+                cves,
+                targets,
+                port,
+                "TCP",
+                service,
+                900,
+                "The remote host is affected by a remote code execution vulnerability.",
+                "Apply the vendor patch.",
+                software=software,
+            )
+        )
     definitions.extend(_series_definitions(rng, 183000))
 
-    def index(predicate: object) -> dict[str, tuple[int, ...]]:
+    def index(predicate: Callable[[VulnDefinition], bool]) -> dict[str, tuple[int, ...]]:
         return {
-            os_key: tuple(
-                i for i, d in enumerate(definitions) if os_key in d.targets and predicate(d)  # type: ignore[operator]
-            )
+            os_key: tuple(i for i, d in enumerate(definitions) if os_key in d.targets and predicate(d))
             for os_key in OS_PROFILES
         }
 
@@ -403,7 +482,11 @@ def vulnerability_catalog() -> Catalog:
     )
 
 
-DOMAINS = (("corp.example.com", 0.6, "CORP"), ("eu.example.com", 0.25, "EU"), ("lab.example.net", 0.15, "LAB"))
+DOMAINS = (
+    ("corp.example.com", 0.6, "CORP"),
+    ("eu.example.com", 0.25, "EU"),
+    ("lab.example.net", 0.15, "LAB"),
+)
 DEPARTMENTS = ("fin", "hr", "eng", "sales", "ops", "mkt", "legal")
 DEPARTMENT_NAMES = {
     "fin": "Finance", "hr": "Human Resources", "eng": "Engineering", "sales": "Sales", "ops": "IT Operations",
@@ -432,7 +515,12 @@ BUSINESS_SERVICES = (
     ("Document Management", 3, "Production"), ("Mobile Banking", 1, "Production"), ("Treasury", 2, "Production"),
     ("Internal Wiki", 4, "Production"), ("CI/CD Pipeline", 3, "Development"), ("QA Test Lab", 4, "Test"),
 )  # fmt: skip
-CRITICALITY_LABELS = {1: "1 - most critical", 2: "2 - somewhat critical", 3: "3 - less critical", 4: "4 - not critical"}
+CRITICALITY_LABELS = {
+    1: "1 - most critical",
+    2: "2 - somewhat critical",
+    3: "3 - less critical",
+    4: "4 - not critical",
+}
 
 CATALOG_ITEMS = (
     ("Standard laptop", "Request a standard corporate laptop", "1200.00"),
@@ -453,7 +541,7 @@ CATALOG_ITEMS = (
 )
 
 # (title, category, severity, mitre techniques, detection source)
-ALERT_TEMPLATES = (
+ALERT_TEMPLATES: tuple[tuple[str, str, str, list[str], str], ...] = (
     ("Suspicious access to LSASS service", "CredentialAccess", "High", ["T1003.001"], "WindowsDefenderAtp"),
     ("Suspicious PowerShell command line", "Execution", "Medium", ["T1059.001"], "WindowsDefenderAtp"),
     ("Ransomware behavior detected in the file system", "Ransomware", "High", ["T1486"], "WindowsDefenderAv"),

@@ -51,9 +51,13 @@ class Estate:
         self.servicenow_references = {table: dict(fields) for table, fields in SERVICENOW_REFERENCES.items()}
         fleet = build_fleet(size, seed, self.now)
         self._fleet = fleet
-        exposures = {m.index: machine_exposure(seed, m) for m in fleet.machines if m.in_tenable or m.in_defender}
+        exposures = {
+            m.index: machine_exposure(seed, m) for m in fleet.machines if m.in_tenable or m.in_defender
+        }
         self._tenable = TenableView(seed, fleet, exposures, self.now)
-        self._defender = DefenderView(seed, fleet, exposures, self.now, self.credentials["ms-defender"]["tenantId"])
+        self._defender = DefenderView(
+            seed, fleet, exposures, self.now, self.credentials["ms-defender"]["tenantId"]
+        )
         self._servicenow = ServiceNowView(seed, fleet, self.now)
         self._truth = self._build_truth()
 
@@ -70,8 +74,12 @@ class Estate:
         Every changed record's update timestamp lands in (old now, new now].
         """
         old_now, new_now = self.now, self.now + SIX_HOURS
-        self._tenable.advance(derived_rng(self.seed, "advance", "tenable", self.generation + 1), old_now, new_now)
-        self._defender.advance(derived_rng(self.seed, "advance", "defender", self.generation + 1), old_now, new_now)
+        self._tenable.advance(
+            derived_rng(self.seed, "advance", "tenable", self.generation + 1), old_now, new_now
+        )
+        self._defender.advance(
+            derived_rng(self.seed, "advance", "defender", self.generation + 1), old_now, new_now
+        )
         self._servicenow.advance(
             derived_rng(self.seed, "advance", "servicenow", self.generation + 1), old_now, new_now
         )

@@ -1,18 +1,13 @@
-"""The Defender for Endpoint view of the estate: machines, alerts, incidents and TVM vulnerability rows.
-
-Vulnerability rows are generated per machine on demand; only their changes (fixed rows, new rows,
-updated fields, and the change-feed events) are stored.
-"""
+"""The Defender for Endpoint view of the estate: machines, alerts and incidents (TVM rows in defender_tvm)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from aria_sync.simulators.estate import catalog
-from aria_sync.simulators.estate.catalog import DEFENDER_SEVERITY, VulnDefinition, vulnerability_catalog
+from aria_sync.simulators.estate.defender_tvm import TvmRows
 from aria_sync.simulators.estate.exposure import Exposure
 from aria_sync.simulators.estate.fleet import Fleet, Machine
 from aria_sync.simulators.estate.support import (
@@ -22,22 +17,10 @@ from aria_sync.simulators.estate.support import (
     moment_before,
     moment_in,
     new_uuid,
-    table_time,
     uniform_int,
 )
 
 DAY = 86400
-_UNVERSIONED = {
-    "windows": ("microsoft", "silverlight", "5.1.50918.0"),
-    "macos": ("adobe", "flash_player", "32.0.0.465"),
-    "linux": ("python", "python", "2.7.18"),
-}
-
-
-def _exploitability(definition: VulnDefinition) -> str:
-    if not definition.exploit_available:
-        return "NoExploit"
-    return "ExploitIsVerified" if definition.severity_id >= 4 else "ExploitIsPublic"
 
 
 def _precise(rng: random.Random, moment: datetime) -> datetime:
@@ -45,11 +28,12 @@ def _precise(rng: random.Random, moment: datetime) -> datetime:
     return moment - timedelta(microseconds=uniform_int(rng, 0, 999_999))
 
 
-class DefenderView:
-    """Defender records (mutable across generations) and the vulnerability row generator."""
+class DefenderView(TvmRows):
+    """Defender machines, alerts and incidents (mutable across generations) plus their TVM rows."""
 
-    def __init__(self, seed: int, fleet: Fleet, exposures: dict[int, Exposure], anchor: datetime,
-                 tenant_id: str) -> None:  # fmt: skip
+    def __init__(
+        self, seed: int, fleet: Fleet, exposures: dict[int, Exposure], anchor: datetime, tenant_id: str
+    ) -> None:
         self.seed = seed
         self.tenant_id = tenant_id
         self.fleet = fleet
@@ -86,7 +70,9 @@ class DefenderView:
         group_id = self._group_ids.setdefault(name, len(self._group_ids) + 11)
         return group_id, name
 
-    def _machine_records(self, rng: random.Random, machine: Machine, anchor: datetime) -> list[dict[str, Any]]:
+    def _machine_records(
+        self, rng: random.Random, machine: Machine, anchor: datetime
+    ) -> list[dict[str, Any]]:
         os = machine.os
         group_id, group_name = self._rbac_group(machine)
         dns_name = machine.short_name if machine.defender_short_name else machine.fqdn.lower()
@@ -96,15 +82,40 @@ class DefenderView:
             last_seen = moment_before(rng, anchor, 60, DAY - 60)
         first_seen = machine.reimaged_at or machine.first_seen
         windows_endpoint = os.family == "windows" and machine.kind in ("laptop", "desktop")
-        addresses = [{"ipAddress": machine.ip, "macAddress": machine.mac.upper(), "type": "Ethernet",
-                      "operationalStatus": "Up"}]  # fmt: skip
-        addresses += [{"ipAddress": ip, "macAddress": machine.mac.upper(), "type": "Ethernet",
-                       "operationalStatus": "Up"} for ip in machine.extra_ips]  # fmt: skip
+        addresses: list[dict[str, Any]] = [
+            {
+                "ipAddress": machine.ip,
+                "macAddress": machine.mac.upper(),
+                "type": "Ethernet",
+                "operationalStatus": "Up",
+            }
+        ]
+        addresses += [
+            {
+                "ipAddress": ip,
+                "macAddress": machine.mac.upper(),
+                "type": "Ethernet",
+                "operationalStatus": "Up",
+            }
+            for ip in machine.extra_ips
+        ]
         if machine.vpn_adapter:
-            addresses.append({"ipAddress": f"10.255.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
-                              "macAddress": "02004C4F4F50", "type": "Ppp", "operationalStatus": "Up"})  # fmt: skip
-        addresses.append({"ipAddress": "127.0.0.1", "macAddress": None, "type": "SoftwareLoopback",
-                          "operationalStatus": "Up"})  # fmt: skip
+            addresses.append(
+                {
+                    "ipAddress": f"10.255.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
+                    "macAddress": "02004C4F4F50",
+                    "type": "Ppp",
+                    "operationalStatus": "Up",
+                }
+            )
+        addresses.append(
+            {
+                "ipAddress": "127.0.0.1",
+                "macAddress": None,
+                "type": "SoftwareLoopback",
+                "operationalStatus": "Up",
+            }
+        )
         record: dict[str, Any] = {
             "id": machine.defender_id,
             "computerDnsName": dns_name,
@@ -121,7 +132,9 @@ class DefenderView:
             "healthStatus": "Inactive" if machine.defender_offboarded else "Active",
             "defenderAvStatus": "Updated" if rng.random() < 0.9 else "NotUpdated",
             "onboardingStatus": "Onboarded",
-            "deviceValue": "High" if machine.service is not None and machine.kind.endswith("server") else "Normal",
+            "deviceValue": "High"
+            if machine.service is not None and machine.kind.endswith("server")
+            else "Normal",
             "rbacGroupId": group_id,
             "rbacGroupName": group_name,
             "riskScore": rng.choice(("None", "Informational", "Low", "Medium", "High")),
@@ -133,7 +146,12 @@ class DefenderView:
             "managedByStatus": "Success",
             "ipAddresses": addresses,
             "vmMetadata": (
-                {"vmId": machine.azure_vm_id, "cloudProvider": "Azure", "resourceId": None, "subscriptionId": None}
+                {
+                    "vmId": machine.azure_vm_id,
+                    "cloudProvider": "Azure",
+                    "resourceId": None,
+                    "subscriptionId": None,
+                }
                 if machine.azure_vm_id
                 else None
             ),
@@ -144,7 +162,9 @@ class DefenderView:
             old = dict(record)
             old["id"] = machine.defender_old_id
             old["firstSeen"] = defender_time(_precise(rng, machine.first_seen + timedelta(seconds=600)))
-            old["lastSeen"] = defender_time(_precise(rng, machine.reimaged_at - timedelta(hours=rng.randint(2, 30))))
+            old["lastSeen"] = defender_time(
+                _precise(rng, machine.reimaged_at - timedelta(hours=rng.randint(2, 30)))
+            )
             old["healthStatus"] = "Inactive"
             old["aadDeviceId"] = new_uuid(rng) if windows_endpoint else None
             old["ipAddresses"] = [dict(address) for address in addresses]
@@ -156,7 +176,9 @@ class DefenderView:
     # ---------------------------------------------------------------- alerts and incidents
     def _alert(self, rng: random.Random, machine: Machine, created: datetime) -> dict[str, Any]:
         linux = machine.os.family == "linux"
-        templates = [t for t in catalog.ALERT_TEMPLATES if ("Linux" in t[0]) == linux] or list(catalog.ALERT_TEMPLATES)
+        templates = [t for t in catalog.ALERT_TEMPLATES if ("Linux" in t[0]) == linux] or list(
+            catalog.ALERT_TEMPLATES
+        )
         title, category, severity, techniques, source = rng.choice(templates)
         person = self.fleet.people[machine.owner]
         first_event = created - timedelta(seconds=rng.randint(30, 900))
@@ -192,18 +214,35 @@ class DefenderView:
             "relatedUser": {"userName": user, "domainName": machine.workgroup},
             "comments": [],
             "evidence": [
-                {"entityType": "User", "evidenceCreationTime": defender_time(created), "accountName": user,
-                 "domainName": machine.workgroup, "userSid": f"S-1-5-21-{rng.randint(10**9, 4 * 10**9)}-{1000 + person.index}",
-                 "aadUserId": new_uuid(rng), "userPrincipalName": person.email, "detectionStatus": None},
-                {"entityType": "Process", "evidenceCreationTime": defender_time(created),
-                 "sha1": hex_token(rng, 40), "sha256": hex_token(rng, 64), "fileName": "powershell.exe" if not linux else "bash",
-                 "filePath": r"C:\Windows\System32\WindowsPowerShell\v1.0" if not linux else "/usr/bin",
-                 "processId": rng.randint(1000, 60000), "processCommandLine": "powershell.exe -enc SQBFAFgA" if not linux else "bash -i",
-                 "detectionStatus": "Detected"},
-                {"entityType": "Ip", "evidenceCreationTime": defender_time(created), "ipAddress": f"185.220.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                 "detectionStatus": None},
+                {
+                    "entityType": "User",
+                    "evidenceCreationTime": defender_time(created),
+                    "accountName": user,
+                    "domainName": machine.workgroup,
+                    "userSid": f"S-1-5-21-{rng.randint(10**9, 4 * 10**9)}-{1000 + person.index}",
+                    "aadUserId": new_uuid(rng),
+                    "userPrincipalName": person.email,
+                    "detectionStatus": None,
+                },
+                {
+                    "entityType": "Process",
+                    "evidenceCreationTime": defender_time(created),
+                    "sha1": hex_token(rng, 40),
+                    "sha256": hex_token(rng, 64),
+                    "fileName": "powershell.exe" if not linux else "bash",
+                    "filePath": r"C:\Windows\System32\WindowsPowerShell\v1.0" if not linux else "/usr/bin",
+                    "processId": rng.randint(1000, 60000),
+                    "processCommandLine": "powershell.exe -enc SQBFAFgA" if not linux else "bash -i",
+                    "detectionStatus": "Detected",
+                },
+                {
+                    "entityType": "Ip",
+                    "evidenceCreationTime": defender_time(created),
+                    "ipAddress": f"185.220.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                    "detectionStatus": None,
+                },
             ],
-        }  # fmt: skip
+        }
 
     def _new_incident(self, rng: random.Random, first_alert: dict[str, Any]) -> dict[str, Any]:
         self._next_incident += rng.randint(1, 7)
@@ -293,7 +332,9 @@ class DefenderView:
         records = []
         for incident in sorted(self.incidents, key=lambda i: i["createdTime"], reverse=True):
             record = dict(incident)
-            record["alerts"] = [self._incident_alert(alert) for alert in by_incident.get(incident["incidentId"], [])]
+            record["alerts"] = [
+                self._incident_alert(alert) for alert in by_incident.get(incident["incidentId"], [])
+            ]
             records.append(record)
         return records
 
@@ -336,143 +377,13 @@ class DefenderView:
                 }
             ],
             "entities": [
-                {"entityType": "User", "accountName": alert["relatedUser"]["userName"],
-                 "domainName": alert["relatedUser"]["domainName"]}  # fmt: skip
+                {
+                    "entityType": "User",
+                    "accountName": alert["relatedUser"]["userName"],
+                    "domainName": alert["relatedUser"]["domainName"],
+                }
             ],
         }
-
-    # ---------------------------------------------------------------- vulnerabilities
-    def _row(self, machine: Machine, record: dict[str, Any], vendor: str, product: str, version: str,
-             cve: str | None, definition: VulnDefinition | None, first_seen: str, last_seen: str) -> dict[str, Any]:  # fmt: skip
-        os = machine.os
-        kb = definition.software.fixing_kb if definition and definition.software else None
-        path = definition.software.disk_path if definition and definition.software else None
-        return {
-            "id": f"{record['id']}_{product}_{version}_{cve or ''}_",
-            "deviceId": record["id"],
-            "deviceName": record["computerDnsName"],
-            "rbacGroupName": record["rbacGroupName"],
-            "osPlatform": os.defender_platform,
-            "osVersion": os.defender_os_version,
-            "osArchitecture": "x64",
-            "softwareVendor": vendor,
-            "softwareName": product,
-            "softwareVersion": version,
-            "cveId": cve,
-            "cvssScore": definition.cvss3 if definition else None,
-            "vulnerabilitySeverityLevel": DEFENDER_SEVERITY[definition.severity_id] if definition else None,
-            "exploitabilityLevel": _exploitability(definition) if definition else "NoExploit",
-            "recommendedSecurityUpdate": f"KB{kb}" if kb else None,
-            "recommendedSecurityUpdateId": kb,
-            "recommendedSecurityUpdateUrl": f"https://support.microsoft.com/help/{kb}" if kb else None,
-            "securityUpdateAvailable": definition is not None,
-            "diskPaths": [path] if path else [],
-            "registryPaths": [],
-            "firstSeenTimestamp": first_seen,
-            "lastSeenTimestamp": last_seen,
-            "recommendationReference": f"va-_-{vendor}-_-{product}",
-        }
-
-    def _base_rows(self, machine: Machine) -> list[dict[str, Any]]:
-        exposure = self.exposures[machine.index]
-        record = self._by_id[machine.defender_id]
-        rng = derived_rng(self.seed, "tvm", machine.index)
-        definitions = vulnerability_catalog().definitions
-        reported = self._base_last_seen[machine.index]
-        last_seen = table_time(reported)
-        rows = []
-        for definition_index in exposure.defender:
-            definition = definitions[definition_index]
-            software = definition.software
-            assert software is not None
-            first_seen = table_time(reported - timedelta(seconds=uniform_int(rng, 15 * DAY, 200 * DAY)))
-            for cve in definition.cves or (None,):
-                rows.append(self._row(machine, record, software.vendor, software.product, software.version, cve,
-                                      definition, first_seen, last_seen))  # fmt: skip
-        if exposure.defender_unversioned and machine.os.family in _UNVERSIONED:
-            vendor, product, version = _UNVERSIONED[machine.os.family]
-            rows.append(self._row(machine, record, vendor, product, version, None, None, last_seen, last_seen))
-        return rows
-
-    def _base_row_count(self, machine: Machine) -> int:
-        exposure = self.exposures[machine.index]
-        definitions = vulnerability_catalog().definitions
-        count = sum(len(definitions[index].cves) or 1 for index in exposure.defender)
-        return count + int(exposure.defender_unversioned and machine.os.family in _UNVERSIONED)
-
-    def machine_rows(self, machine: Machine) -> list[dict[str, Any]]:
-        """The current TVM rows of ``machine``: base rows minus fixed ones, plus updates and new rows."""
-        rows = []
-        for row in self._base_rows(machine) + [dict(r) for r in self.added_rows.get(machine.index, ())]:
-            key = (machine.index, row["id"])
-            if key in self.removed_rows:
-                continue
-            update = self.row_updates.get(key)
-            if update:
-                row.update(update)
-            rows.append(row)
-        return rows
-
-    def vulnerabilities(self) -> Iterator[dict[str, Any]]:
-        for machine in self.vuln_machines:
-            yield from self.machine_rows(machine)
-
-    def vulnerability_count(self) -> int:
-        return sum(self._row_counts.values())
-
-    def vulnerability_changes(self, since: datetime) -> list[dict[str, Any]]:
-        return [dict(row) for moment, row in self.changes if moment >= since]
-
-    def _record_change(self, moment: datetime, row: dict[str, Any], status: str) -> None:
-        event = dict(row)
-        event.update(status=status, eventTimestamp=table_time(moment), isOnboarded=True)
-        self.changes.append((moment, event))
-
-    def _fix_row(self, machine: Machine, row: dict[str, Any], moment: datetime) -> None:
-        self.removed_rows.add((machine.index, row["id"]))
-        self._row_counts[machine.index] -= 1
-        self._record_change(moment, row, "Fixed")
-
-    def _add_row(self, rng: random.Random, machine: Machine, moment: datetime) -> None:
-        record = self._by_id[machine.defender_id]
-        # A row id once fixed is never reused, so the change feed and the snapshot stay consistent.
-        taken = {r["id"] for r in self.machine_rows(machine)}
-        definitions = vulnerability_catalog().definitions
-
-        def row_ids(definition: VulnDefinition) -> list[str]:
-            software = definition.software
-            assert software is not None
-            return [f"{record['id']}_{software.product}_{software.version}_{cve or ''}_" for cve in definition.cves or (None,)]
-
-        pool = [
-            i
-            for i in vulnerability_catalog().software_vulns[machine.os_key]
-            if all(row_id not in taken and (machine.index, row_id) not in self.removed_rows
-                   for row_id in row_ids(definitions[i]))  # fmt: skip
-        ]
-        if not pool:
-            return
-        definition = definitions[rng.choice(pool)]
-        software = definition.software
-        assert software is not None
-        stamp = table_time(moment)
-        for cve in definition.cves or (None,):
-            row = self._row(machine, record, software.vendor, software.product, software.version, cve, definition,
-                            stamp, stamp)  # fmt: skip
-            self.added_rows.setdefault(machine.index, []).append(row)
-            self._row_counts[machine.index] += 1
-            self._record_change(moment, row, "New")
-
-    def _history(self, rng: random.Random, anchor: datetime) -> None:
-        """Change-feed events of the two weeks before the anchor (new and fixed rows)."""
-        live = [m for m in self.vuln_machines if not m.defender_offboarded]
-        for machine in rng.sample(live, min(len(live), max(2, len(live) // 30))):
-            rows = self.machine_rows(machine)
-            if rows and rng.random() < 0.6:
-                self._fix_row(machine, rng.choice(rows), moment_before(rng, anchor, 3600, 13 * DAY))
-            else:
-                self._add_row(rng, machine, moment_before(rng, anchor, 3600, 13 * DAY))
-        self.changes.sort(key=lambda change: change[0])
 
     # ---------------------------------------------------------------- advance
     def advance(self, rng: random.Random, old_now: datetime, new_now: datetime) -> None:
@@ -493,10 +404,18 @@ class DefenderView:
         touched_incidents: dict[int, str] = {}
         for alert in rng.sample(open_alerts, min(len(open_alerts), max(1, len(open_alerts) // 20))):
             stamp = defender_time(moment())
-            alert.update(status="Resolved", resolvedTime=stamp, lastUpdateTime=stamp, assignedTo="secops@example.com",
-                         classification="TruePositive", determination="Malware",
-                         investigationState="SuccessfullyRemediated")  # fmt: skip
-            touched_incidents[alert["incidentId"]] = max(touched_incidents.get(alert["incidentId"], ""), stamp)
+            alert.update(
+                status="Resolved",
+                resolvedTime=stamp,
+                lastUpdateTime=stamp,
+                assignedTo="secops@example.com",
+                classification="TruePositive",
+                determination="Malware",
+                investigationState="SuccessfullyRemediated",
+            )
+            touched_incidents[alert["incidentId"]] = max(
+                touched_incidents.get(alert["incidentId"], ""), stamp
+            )
         live = [m for m in self.vuln_machines if self._by_id[m.defender_id]["healthStatus"] == "Active"]
         if live:
             created = moment()
@@ -510,8 +429,9 @@ class DefenderView:
         if active_incidents:
             incident = rng.choice(active_incidents)
             incident["assignedTo"] = "secops@example.com"
-            touched_incidents[incident["incidentId"]] = max(touched_incidents.get(incident["incidentId"], ""),
-                                                            defender_time(moment()))  # fmt: skip
+            touched_incidents[incident["incidentId"]] = max(
+                touched_incidents.get(incident["incidentId"], ""), defender_time(moment())
+            )
         for incident_id, stamp in touched_incidents.items():
             incident = self._incident(incident_id)
             incident["lastUpdateTime"] = max(incident["lastUpdateTime"], stamp)
@@ -525,27 +445,3 @@ class DefenderView:
             if machine.retired_in_cmdb and not machine.defender_offboarded:
                 return machine.defender_id
         return ""
-
-    def _advance_vulnerabilities(self, rng: random.Random, old_now: datetime, new_now: datetime) -> None:
-        live = [m for m in self.vuln_machines if not m.defender_offboarded]
-        if not live:
-            return
-        changes = max(3, self.vulnerability_count() // 400)
-        for number in range(changes):
-            machine = rng.choice(live)
-            moment = moment_in(rng, old_now, new_now)
-            rows = self.machine_rows(machine)
-            # The first three are one of each kind, so every period has New, Fixed and Updated rows.
-            roll = (0.0, 0.6, 0.9)[number] if number < 3 else rng.random()
-            if roll < 0.5 and rows:
-                self._fix_row(machine, rng.choice(rows), moment)
-            elif roll < 0.8:
-                self._add_row(rng, machine, moment)
-            elif rows:
-                row = rng.choice(rows)
-                key = (machine.index, row["id"])
-                update = {"lastSeenTimestamp": table_time(moment), "exploitabilityLevel": "ExploitIsVerified"}
-                self.row_updates[key] = {**self.row_updates.get(key, {}), **update}
-                row.update(update)
-                self._record_change(moment, row, "Updated")
-        self.changes.sort(key=lambda change: change[0])

@@ -21,10 +21,25 @@ COVERAGE_SHARES = {"CDT": 0.70, "C": 0.06, "D": 0.04, "T": 0.04, "CD": 0.06, "CT
 KIND_SHARES = {"laptop": 0.45, "desktop": 0.19, "win_server": 0.16, "linux_server": 0.17, "network": 0.03}
 VPN_ADAPTER_MAC = "02004c4f4f50"
 ZERO_MAC = "000000000000"
-JUNK_SERIALS = ("To be filled by O.E.M.", "To be filled by O.E.M.", "To be filled by O.E.M.", "Default string",
-                "0", "System Serial Number")  # fmt: skip
-_OUIS = {"Dell Inc.": "d481d7", "Lenovo": "8cec4b", "HP": "3c5282", "Apple": "a4bb6d", "VMware, Inc.": "005056",
-         "Microsoft Corporation": "00155d", "Cisco": "00000c", "Fortinet": "0009f0", "Palo Alto Networks": "001b17"}  # fmt: skip
+JUNK_SERIALS = (
+    "To be filled by O.E.M.",
+    "To be filled by O.E.M.",
+    "To be filled by O.E.M.",
+    "Default string",
+    "0",
+    "System Serial Number",
+)
+_OUIS = {
+    "Dell Inc.": "d481d7",
+    "Lenovo": "8cec4b",
+    "HP": "3c5282",
+    "Apple": "a4bb6d",
+    "VMware, Inc.": "005056",
+    "Microsoft Corporation": "00155d",
+    "Cisco": "00000c",
+    "Fortinet": "0009f0",
+    "Palo Alto Networks": "001b17",
+}
 _MODELS = {
     "laptop": [("Dell Inc.", "Latitude 7440"), ("Lenovo", "ThinkPad T14 Gen 4"), ("HP", "EliteBook 840 G10")],
     "desktop": [("Dell Inc.", "OptiPlex 7010"), ("HP", "EliteDesk 800 G9"), ("Lenovo", "ThinkCentre M90q")],
@@ -153,8 +168,11 @@ def _serial(rng: random.Random, manufacturer: str, virtual: bool) -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
     if virtual and manufacturer.startswith("VMware"):
         raw = hex_token(rng, 32)
-        return "VMware-" + " ".join(raw[i : i + 2] for i in range(0, 16, 2)) + "-" + " ".join(
-            raw[i : i + 2] for i in range(16, 32, 2)
+        return (
+            "VMware-"
+            + " ".join(raw[i : i + 2] for i in range(0, 16, 2))
+            + "-"
+            + " ".join(raw[i : i + 2] for i in range(16, 32, 2))
         )
     if virtual:
         return "-".join(f"{rng.randint(0, 9999):04d}" for _ in range(7))
@@ -208,8 +226,10 @@ class _Addresses:
 
     def __init__(self) -> None:
         self.next_host = {domain: 0 for domain, _, _ in catalog.DOMAINS}
-        self.bases = {domain: int(ipaddress.IPv4Address(f"10.{16 * i}.0.0")) for i, (domain, _, _) in
-                      enumerate(catalog.DOMAINS)}  # fmt: skip
+        self.bases = {
+            domain: int(ipaddress.IPv4Address(f"10.{16 * i}.0.0"))
+            for i, (domain, _, _) in enumerate(catalog.DOMAINS)
+        }
 
     def allocate(self, domain: str) -> str:
         self.next_host[domain] += 1
@@ -219,8 +239,14 @@ class _Addresses:
         return str(ipaddress.IPv4Address(self.bases[domain] + offset))
 
 
-def _name_machine(kind: str, os_key: str, domain: str, department: str, counters: dict[tuple[str, str], int],
-                  role: str | None) -> str:  # fmt: skip
+def _name_machine(
+    kind: str,
+    os_key: str,
+    domain: str,
+    department: str,
+    counters: dict[tuple[str, str], int],
+    role: str | None,
+) -> str:
     if kind in ("laptop", "desktop"):
         key = (department, kind)
         counters[key] = counters.get(key, 0) + 1
@@ -297,7 +323,9 @@ def build_fleet(size: str, seed: int, anchor: datetime) -> Fleet:
             department=department,
             coverage="T" if kind == "network" else next(coverage_iter),
             owner=rng.randrange(len(people)),
-            service=rng.randrange(len(services)) if server or kind == "network" or rng.random() < 0.05 else None,
+            service=rng.randrange(len(services))
+            if server or kind == "network" or rng.random() < 0.05
+            else None,
             manufacturer=manufacturer,
             model=model,
             virtual=virtual,
@@ -305,16 +333,19 @@ def build_fleet(size: str, seed: int, anchor: datetime) -> Fleet:
             bios_uuid=new_uuid(rng),
             mac=mac,
             ip=addresses.allocate(domain),
-            external_ip=f"203.0.113.{rng.randint(2, 250)}" if domain != "eu.example.com" else
-            f"198.51.100.{rng.randint(2, 250)}",
+            external_ip=f"203.0.113.{rng.randint(2, 250)}"
+            if domain != "eu.example.com"
+            else f"198.51.100.{rng.randint(2, 250)}",
             first_seen=moment_before(rng, anchor, 30 * 86400, 900 * 86400),
             tenable_id=new_uuid(rng),
             defender_id=hex_token(rng, 40),
             sys_id=hex_token(rng, 32),
-        )  # fmt: skip
+        )
         if virtual and rng.random() < 0.5:
             machine.azure_vm_id = new_uuid(rng)
-        machine.defender_short_name = (domain == "lab.example.net" and rng.random() < 0.5) or rng.random() < 0.03
+        machine.defender_short_name = (
+            domain == "lab.example.net" and rng.random() < 0.5
+        ) or rng.random() < 0.03
         machine.tenable_fqdn_missing = rng.random() < 0.1
         if index < 2:  # the two web01 machines keep full names everywhere, so the name clash is visible
             machine.defender_short_name = machine.tenable_fqdn_missing = False
@@ -364,7 +395,9 @@ def _assign_cross_source_quirks(rng: random.Random, machines: list[Machine], anc
         machine.stale_tenable_ip = other.ip
     cmdb = [m for m in machines if m.in_cmdb and m.index > 1]
     # The CMDB's OS disagrees with what Defender and Tenable report for a few machines.
-    for machine in _pick(rng, [m for m in cmdb if m.in_defender and m.os_key in catalog.STALE_CMDB_OS], 0.02, 2):
+    for machine in _pick(
+        rng, [m for m in cmdb if m.in_defender and m.os_key in catalog.STALE_CMDB_OS], 0.02, 2
+    ):
         machine.cmdb_os_key = catalog.STALE_CMDB_OS[machine.os_key]
     retired = _pick(rng, cmdb, 0.03, 2)
     for machine in retired:

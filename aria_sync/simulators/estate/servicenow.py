@@ -15,8 +15,12 @@ from aria_sync.simulators.estate.fleet import VPN_ADAPTER_MAC, Fleet, Machine
 from aria_sync.simulators.estate.support import derived_rng, hex_token, moment_before, moment_in, table_time
 
 DAY = 86400
-CI_CLASSES = {"laptop": "cmdb_ci_computer", "desktop": "cmdb_ci_computer", "win_server": "cmdb_ci_win_server",
-              "linux_server": "cmdb_ci_linux_server"}  # fmt: skip
+CI_CLASSES = {
+    "laptop": "cmdb_ci_computer",
+    "desktop": "cmdb_ci_computer",
+    "win_server": "cmdb_ci_win_server",
+    "linux_server": "cmdb_ci_linux_server",
+}
 SERVICENOW_TABLES: tuple[str, ...] = (
     "cmdb_ci_computer", "cmdb_ci_server", "cmdb_ci_win_server", "cmdb_ci_linux_server", "cmdb_ci_service",
     "sc_cat_item", "incident", "sys_user", "sys_audit_delete", "cmdb_rel_ci",
@@ -34,14 +38,30 @@ SERVICENOW_REFERENCES: dict[str, dict[str, str]] = {
     "cmdb_ci_linux_server": dict(_CI_REFERENCES),
     "cmdb_ci_service": {"owned_by": "sys_user", "managed_by": "sys_user", "parent": "cmdb_ci_service"},
     "sc_cat_item": {},
-    "incident": {"caller_id": "sys_user", "opened_by": "sys_user", "assigned_to": "sys_user",
-                 "resolved_by": "sys_user", "closed_by": "sys_user", "cmdb_ci": "cmdb_ci_computer",
-                 "business_service": "cmdb_ci_service"},  # fmt: skip
+    "incident": {
+        "caller_id": "sys_user",
+        "opened_by": "sys_user",
+        "assigned_to": "sys_user",
+        "resolved_by": "sys_user",
+        "closed_by": "sys_user",
+        "cmdb_ci": "cmdb_ci_computer",
+        "business_service": "cmdb_ci_service",
+    },
     "sys_user": {"manager": "sys_user"},
     "sys_audit_delete": {},
     "cmdb_rel_ci": {"parent": "cmdb_ci_service", "child": "cmdb_ci_computer"},
 }
-_PRIORITY = {(1, 1): 1, (1, 2): 2, (2, 1): 2, (1, 3): 3, (2, 2): 3, (3, 1): 3, (2, 3): 4, (3, 2): 4, (3, 3): 5}
+_PRIORITY = {
+    (1, 1): 1,
+    (1, 2): 2,
+    (2, 1): 2,
+    (1, 3): 3,
+    (2, 2): 3,
+    (3, 1): 3,
+    (2, 3): 4,
+    (3, 2): 4,
+    (3, 3): 5,
+}
 _INCIDENT_TOPICS = (
     ("Laptop flagged by EDR", "security", "malware"), ("VPN connection drops", "network", "vpn"),
     ("Disk almost full", "hardware", "disk"), ("Application slow to respond", "software", "performance"),
@@ -83,14 +103,24 @@ class ServiceNowView:
             self._put(row["sys_class_name"], row)
             self._ci_machine[row["sys_id"]] = machine
             if machine.service is not None:
-                self._put("cmdb_rel_ci", self._relation(rng, fleet.services[machine.service].sys_id, row, anchor))
+                self._put(
+                    "cmdb_rel_ci", self._relation(rng, fleet.services[machine.service].sys_id, row, anchor)
+                )
         self._next_incident = 10001
         for _ in range(max(10, len(fleet.machines) // 5)):
             self._put("incident", self._incident(rng, moment_before(rng, anchor, 3600, 60 * DAY), anchor))
         for _ in range(2):  # CIs of machines decommissioned before the estate's history starts
             deleted = moment_before(rng, anchor, 2 * DAY, 30 * DAY)
-            self._put("sys_audit_delete", self._audit_row(rng, rng.choice(("cmdb_ci_computer", "cmdb_ci_win_server")),
-                                                          hex_token(rng, 32), f"OLD-{rng.randint(100, 999)}", deleted))  # fmt: skip
+            self._put(
+                "sys_audit_delete",
+                self._audit_row(
+                    rng,
+                    rng.choice(("cmdb_ci_computer", "cmdb_ci_win_server")),
+                    hex_token(rng, 32),
+                    f"OLD-{rng.randint(100, 999)}",
+                    deleted,
+                ),
+            )
 
     def _ci_rows_for_incidents(self) -> list[dict[str, Any]]:
         # Cached per CI count: incidents are opened in bulk and rebuilding the list each time is quadratic.
@@ -116,8 +146,14 @@ class ServiceNowView:
     # ---------------------------------------------------------------- builders
     @staticmethod
     def _system_fields(created: datetime, updated: datetime, by: str, mods: int) -> dict[str, str]:
-        return {"sys_created_on": table_time(created), "sys_created_by": by, "sys_updated_on": table_time(updated),
-                "sys_updated_by": by, "sys_mod_count": str(mods), "sys_domain": "global"}  # fmt: skip
+        return {
+            "sys_created_on": table_time(created),
+            "sys_created_by": by,
+            "sys_updated_on": table_time(updated),
+            "sys_updated_by": by,
+            "sys_mod_count": str(mods),
+            "sys_domain": "global",
+        }
 
     def _user(self, rng: random.Random, person: Any, anchor: datetime) -> dict[str, Any]:
         updated = moment_before(rng, anchor, 3 * DAY, 30 * DAY)
@@ -134,7 +170,9 @@ class ServiceNowView:
             "manager": self.fleet.people[person.manager].sys_id if person.manager is not None else "",
             "active": "true",
             "locked_out": "false",
-            **self._system_fields(person.created, max(person.created, updated), "hr.integration", rng.randint(1, 40)),
+            **self._system_fields(
+                person.created, max(person.created, updated), "hr.integration", rng.randint(1, 40)
+            ),
         }
 
     def _service(self, rng: random.Random, service: Any, anchor: datetime) -> dict[str, Any]:
@@ -157,12 +195,14 @@ class ServiceNowView:
             "parent": parent,
             "short_description": f"{service.name} business service",
             "version": "",
-            **self._system_fields(service.created, moment_before(rng, anchor, 5 * DAY, 90 * DAY), "admin",
-                                  rng.randint(2, 30)),  # fmt: skip
+            **self._system_fields(
+                service.created, moment_before(rng, anchor, 5 * DAY, 90 * DAY), "admin", rng.randint(2, 30)
+            ),
         }
 
-    def _catalog_item(self, rng: random.Random, number: int, name: str, description: str, price: str,
-                      anchor: datetime) -> dict[str, Any]:  # fmt: skip
+    def _catalog_item(
+        self, rng: random.Random, number: int, name: str, description: str, price: str, anchor: datetime
+    ) -> dict[str, Any]:
         created = moment_before(rng, anchor, 300 * DAY, 900 * DAY)
         return {
             "sys_id": hex_token(rng, 32),
@@ -179,8 +219,9 @@ class ServiceNowView:
             "availability": "on_desktop",
             "mandatory_attachment": "false",
             "delivery_time": "1970-01-03 00:00:00",
-            **self._system_fields(created, moment_before(rng, anchor, 10 * DAY, 200 * DAY), "catalog.admin",
-                                  rng.randint(1, 12)),  # fmt: skip
+            **self._system_fields(
+                created, moment_before(rng, anchor, 10 * DAY, 200 * DAY), "catalog.admin", rng.randint(1, 12)
+            ),
         }
 
     def _ci(self, rng: random.Random, machine: Machine, anchor: datetime) -> dict[str, Any]:
@@ -190,8 +231,11 @@ class ServiceNowView:
         mac = VPN_ADAPTER_MAC if machine.cmdb_vpn_mac else machine.mac
         owner = people[machine.owner].sys_id
         created = machine.first_seen + timedelta(seconds=rng.randint(300, 7200))
-        last_discovered = moment_before(rng, anchor, 60 * DAY, 200 * DAY) if machine.retired_in_cmdb else (
-            (anchor - timedelta(days=1)).replace(hour=2, minute=0, second=0))  # fmt: skip
+        last_discovered = (
+            moment_before(rng, anchor, 60 * DAY, 200 * DAY)
+            if machine.retired_in_cmdb
+            else ((anchor - timedelta(days=1)).replace(hour=2, minute=0, second=0))
+        )
         chassis = {"laptop": "Laptop", "desktop": "Desktop"}.get(machine.kind, "Rack Mount Chassis")
         return {
             "sys_id": machine.sys_id,
@@ -233,11 +277,17 @@ class ServiceNowView:
             "correlation_id": "",
             "duplicate_of": "",
             "short_description": f"{machine.model} ({catalog.DEPARTMENT_NAMES[machine.department]})",
-            **self._system_fields(created, max(created, moment_before(rng, anchor, 3 * DAY, 60 * DAY)),
-                                  people[machine.owner].user_name, rng.randint(3, 120)),  # fmt: skip
+            **self._system_fields(
+                created,
+                max(created, moment_before(rng, anchor, 3 * DAY, 60 * DAY)),
+                people[machine.owner].user_name,
+                rng.randint(3, 120),
+            ),
         }
 
-    def _relation(self, rng: random.Random, service_sys_id: str, ci: dict[str, Any], anchor: datetime) -> dict[str, Any]:
+    def _relation(
+        self, rng: random.Random, service_sys_id: str, ci: dict[str, Any], anchor: datetime
+    ) -> dict[str, Any]:
         created = datetime.fromisoformat(ci["sys_created_on"] + "+00:00") + timedelta(hours=1)
         created = min(created, anchor - timedelta(seconds=1))
         return {
@@ -305,8 +355,9 @@ class ServiceNowView:
             **self._system_fields(opened, updated, "itil.user", rng.randint(1, 15)),
         }
 
-    def _audit_row(self, rng: random.Random, tablename: str, documentkey: str, display: str,
-                   deleted: datetime) -> dict[str, Any]:  # fmt: skip
+    def _audit_row(
+        self, rng: random.Random, tablename: str, documentkey: str, display: str, deleted: datetime
+    ) -> dict[str, Any]:
         return {
             "sys_id": hex_token(rng, 32),
             "sys_class_name": "sys_audit_delete",
@@ -324,7 +375,9 @@ class ServiceNowView:
         ci_tables = ("cmdb_ci_computer", "cmdb_ci_win_server", "cmdb_ci_linux_server")
         live = [(table, row) for table in ci_tables for row in self.rows[table].values()]
         live.sort(key=lambda item: item[1]["sys_id"])
-        protected = {m.sys_id for m in self.fleet.machines if m.index < 2 or (m.retired_in_cmdb and m.in_defender)}
+        protected = {
+            m.sys_id for m in self.fleet.machines if m.index < 2 or (m.retired_in_cmdb and m.in_defender)
+        }
         deletable = [item for item in live if item[1]["sys_id"] not in protected]
         relations_of: dict[str, list[str]] = {}
         for relation in self.rows["cmdb_rel_ci"].values():
@@ -338,8 +391,10 @@ class ServiceNowView:
             # Deleting a CI cascades to its relations, which the audit log records as well.
             for relation_id in relations_of.get(row["sys_id"], ()):
                 del self.rows["cmdb_rel_ci"][relation_id]
-                self._put("sys_audit_delete", self._audit_row(rng, "cmdb_rel_ci", relation_id,
-                                                              "Depends on::Used by", moment))  # fmt: skip
+                self._put(
+                    "sys_audit_delete",
+                    self._audit_row(rng, "cmdb_rel_ci", relation_id, "Depends on::Used by", moment),
+                )
         live = [item for item in live if item[1]["sys_id"] not in deleted]
         for _, row in rng.sample(live, min(len(live), max(2, len(live) // 100))):
             moment = moment_in(rng, old_now, new_now)
@@ -350,7 +405,9 @@ class ServiceNowView:
                 row["ip_address"] = ".".join(octets)
             row["last_discovered"] = table_time(moment)
             self._touch(row, moment, "discovery")
-        retirable = [row for _, row in live if row["install_status"] != "7" and row["sys_id"] not in protected]
+        retirable = [
+            row for _, row in live if row["install_status"] != "7" and row["sys_id"] not in protected
+        ]
         if retirable:
             row = rng.choice(retirable)
             row.update(install_status="7", operational_status="6", hardware_status="retired")
@@ -365,8 +422,10 @@ class ServiceNowView:
 
     def _advance_incidents(self, rng: random.Random, old_now: datetime, new_now: datetime) -> None:
         people = self.fleet.people
-        open_incidents = sorted((r for r in self.rows["incident"].values() if r["state"] in ("1", "2", "3", "6")),
-                                key=lambda r: r["sys_id"])  # fmt: skip
+        open_incidents = sorted(
+            (r for r in self.rows["incident"].values() if r["state"] in ("1", "2", "3", "6")),
+            key=lambda r: r["sys_id"],
+        )
         for row in rng.sample(open_incidents, min(len(open_incidents), max(2, len(open_incidents) // 20))):
             moment = moment_in(rng, old_now, new_now)
             stamp = table_time(moment)
@@ -375,15 +434,32 @@ class ServiceNowView:
             if next_state == "2" and not row["assigned_to"]:
                 row["assigned_to"] = rng.choice(people).sys_id
             if next_state == "6":
-                row.update(resolved_at=stamp, resolved_by=row["assigned_to"], close_code="Solved (Permanently)",
-                           close_notes="Fixed by the assignee.", hold_reason="")  # fmt: skip
+                row.update(
+                    resolved_at=stamp,
+                    resolved_by=row["assigned_to"],
+                    close_code="Solved (Permanently)",
+                    close_notes="Fixed by the assignee.",
+                    hold_reason="",
+                )
             if next_state == "7":
                 row.update(closed_at=stamp, closed_by=row["assigned_to"], active="false")
             self._touch(row, moment, "itil.user")
         for _ in range(rng.randint(1, 2)):
             opened = moment_in(rng, old_now, new_now)
             row = self._incident(rng, opened, new_now + timedelta(seconds=1))
-            row.update(state="1", incident_state="1", active="true", assigned_to="", resolved_at="", resolved_by="",
-                       closed_at="", closed_by="", close_code="", close_notes="", hold_reason="",
-                       sys_updated_on=table_time(opened), sys_mod_count="0")  # fmt: skip
+            row.update(
+                state="1",
+                incident_state="1",
+                active="true",
+                assigned_to="",
+                resolved_at="",
+                resolved_by="",
+                closed_at="",
+                closed_by="",
+                close_code="",
+                close_notes="",
+                hold_reason="",
+                sys_updated_on=table_time(opened),
+                sys_mod_count="0",
+            )
             self._put("incident", row)

@@ -143,8 +143,10 @@ class TenableView:
         if stale:
             last_scan = moment_before(rng, anchor, 31 * DAY, 90 * DAY)
         else:
-            last_scan = with_millis(rng, min(anchor - timedelta(seconds=1), scan_started + timedelta(
-                seconds=rng.randint(60, 1700))))  # fmt: skip
+            last_scan = with_millis(
+                rng,
+                min(anchor - timedelta(seconds=1), scan_started + timedelta(seconds=rng.randint(60, 1700))),
+            )
         self._base_scan[machine.index] = last_scan
         first_seen = with_millis(rng, max(machine.first_seen, last_scan - timedelta(days=700)))
         windows = machine.os.family == "windows"
@@ -196,8 +198,13 @@ class TenableView:
             "system_types": [machine.os.system_type],
             "installed_software": [],
             "ssh_fingerprints": [],
-            "sources": [{"name": source_name, "first_seen": tenable_time(first_seen),
-                         "last_seen": tenable_time(last_scan)}],  # fmt: skip
+            "sources": [
+                {
+                    "name": source_name,
+                    "first_seen": tenable_time(first_seen),
+                    "last_seen": tenable_time(last_scan),
+                }
+            ],
             "tags": [
                 {
                     "uuid": new_uuid(rng),
@@ -208,8 +215,13 @@ class TenableView:
                 }
             ],
             "network_interfaces": [
-                {"name": "eth0" if not windows else "Ethernet", "mac_addresses": macs[:1], "ipv4s": ipv4s[:1],
-                 "ipv6s": [], "fqdns": fqdns}  # fmt: skip
+                {
+                    "name": "eth0" if not windows else "Ethernet",
+                    "mac_addresses": macs[:1],
+                    "ipv4s": ipv4s[:1],
+                    "ipv6s": [],
+                    "fqdns": fqdns,
+                }
             ],
             "azure_vm_id": machine.azure_vm_id,
             "azure_resource_id": (
@@ -225,11 +237,18 @@ class TenableView:
         }
         if len(ipv4s) > 1:
             record["network_interfaces"].append(
-                {"name": "eth1" if not windows else "Ethernet 2", "mac_addresses": [], "ipv4s": ipv4s[1:],
-                 "ipv6s": [], "fqdns": []}  # fmt: skip
+                {
+                    "name": "eth1" if not windows else "Ethernet 2",
+                    "mac_addresses": [],
+                    "ipv4s": ipv4s[1:],
+                    "ipv6s": [],
+                    "fqdns": [],
+                }
             )
-        record["ratings"] = {"acr": {"score": int(float(record["acr_score"]))},
-                             "aes": {"score": int(float(record["exposure_score"]))}}  # fmt: skip
+        record["ratings"] = {
+            "acr": {"score": int(float(record["acr_score"]))},
+            "aes": {"score": int(float(record["exposure_score"]))},
+        }
         return record
 
     def _mark_deleted_and_terminated(self, rng: random.Random, anchor: datetime) -> None:
@@ -282,9 +301,12 @@ class TenableView:
             asset = self._asset_object(record, machine)
             scan = self._scan_of[machine.index]
             last_scan = self._base_scan[machine.index]
-            scan_object = {"uuid": scan["uuid"], "schedule_uuid": scan["schedule_uuid"],
-                           "started_at": tenable_time(last_scan - timedelta(seconds=120)),
-                           "last_scan_target": record["last_scan_target"]}  # fmt: skip
+            scan_object = {
+                "uuid": scan["uuid"],
+                "schedule_uuid": scan["schedule_uuid"],
+                "started_at": tenable_time(last_scan - timedelta(seconds=120)),
+                "last_scan_target": record["last_scan_target"],
+            }
             last_found = tenable_time(last_scan)
             indexed = tenable_time(last_scan + timedelta(seconds=uniform_int(rng, 60, 600)))
             source = "AGENT" if machine.tenable_agent else "NESSUS"
@@ -293,11 +315,15 @@ class TenableView:
                 definition = definitions[definition_index]
                 first = last_scan - timedelta(seconds=uniform_int(rng, DAY, min(age_limit, 400) * DAY + DAY))
                 roll = rng.random()
-                finding = {
+                finding: dict[str, Any] = {
                     "finding_id": new_uuid(rng),
                     "asset": dict(asset),
                     "plugin": dict(self._plugins[definition_index]),
-                    "port": {"port": definition.port, "protocol": definition.protocol, "service": definition.service},
+                    "port": {
+                        "port": definition.port,
+                        "protocol": definition.protocol,
+                        "service": definition.service,
+                    },
                     "scan": dict(scan_object),
                     "severity": definition.severity,
                     "severity_id": definition.severity_id,
@@ -309,7 +335,7 @@ class TenableView:
                     "last_found": last_found,
                     "indexed": indexed,
                     "output": f"{definition.name}\n\nDetected on port {definition.port}/{definition.protocol}.",
-                }  # fmt: skip
+                }
                 if roll < 0.12 and not definition.informational_baseline:
                     fixed = first + (last_scan - first) * rng.uniform(0.2, 0.95)
                     finding["state"] = "FIXED"
@@ -318,11 +344,15 @@ class TenableView:
                     finding["indexed"] = tenable_time(fixed + timedelta(seconds=300))
                 elif roll < 0.20 and not definition.informational_baseline:
                     finding["state"] = "REOPENED"
-                    finding["resurfaced_date"] = tenable_time(first + (last_scan - first) * rng.uniform(0.5, 0.95))
+                    finding["resurfaced_date"] = tenable_time(
+                        first + (last_scan - first) * rng.uniform(0.5, 0.95)
+                    )
                 elif roll < 0.21 and definition.severity_id >= 2:
                     finding["severity_modification_type"] = "RECASTED"
                     finding["severity_id"] = definition.severity_id - 1
-                    finding["severity"] = ("info", "low", "medium", "high", "critical")[definition.severity_id - 1]
+                    finding["severity"] = ("info", "low", "medium", "high", "critical")[
+                        definition.severity_id - 1
+                    ]
                     finding["recast_reason"] = "Compensating control in place"
                 elif roll < 0.22:
                     finding["severity_modification_type"] = "ACCEPTED"
@@ -330,9 +360,9 @@ class TenableView:
                 if override:
                     finding.update(override)
                 findings.append(finding)
-        for added in self.added.get(machine.index, ()):
+        for added in self.added.get(machine.index, []):
             finding = dict(added)
-            override = self.overrides.get((machine.index, int(finding.pop("_slot"))))
+            override = self.overrides.get((machine.index, finding.pop("_slot")))
             if override:
                 finding.update(override)
             findings.append(finding)
@@ -380,7 +410,10 @@ class TenableView:
                 key = (self.machines[position].index, slot)
                 if finding["state"] in want and finding["severity_default_id"] > 0 and key not in changed_now:
                     changed_now.add(key)
-                    self.overrides[key] = {**self.overrides.get(key, {}), **apply(finding, scan_time(position))}
+                    self.overrides[key] = {
+                        **self.overrides.get(key, {}),
+                        **apply(finding, scan_time(position)),
+                    }
                     done += 1
             return done
 
@@ -420,8 +453,11 @@ class TenableView:
         machine = self.machines[position]
         catalog = vulnerability_catalog()
         present = {f["plugin"]["id"] for f in self.base_findings(position)}
-        candidates = [i for i in catalog.software_vulns[machine.os_key]
-                      if catalog.definitions[i].plugin_id not in present]  # fmt: skip
+        candidates = [
+            i
+            for i in catalog.software_vulns[machine.os_key]
+            if catalog.definitions[i].plugin_id not in present
+        ]
         if not candidates:
             return
         definition_index = rng.choice(candidates)
@@ -437,9 +473,17 @@ class TenableView:
                 "finding_id": new_uuid(rng),
                 "asset": self._asset_object(record, machine),
                 "plugin": dict(self._plugins[definition_index]),
-                "port": {"port": definition.port, "protocol": definition.protocol, "service": definition.service},
-                "scan": {"uuid": scan["uuid"], "schedule_uuid": scan["schedule_uuid"], "started_at": stamp,
-                         "last_scan_target": record["last_scan_target"]},
+                "port": {
+                    "port": definition.port,
+                    "protocol": definition.protocol,
+                    "service": definition.service,
+                },
+                "scan": {
+                    "uuid": scan["uuid"],
+                    "schedule_uuid": scan["schedule_uuid"],
+                    "started_at": stamp,
+                    "last_scan_target": record["last_scan_target"],
+                },
                 "severity": definition.severity,
                 "severity_id": definition.severity_id,
                 "severity_default_id": definition.severity_id,
@@ -451,4 +495,4 @@ class TenableView:
                 "indexed": stamp,
                 "output": f"{definition.name}\n\nDetected on port {definition.port}/{definition.protocol}.",
             }
-        )  # fmt: skip
+        )
