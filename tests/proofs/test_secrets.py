@@ -34,7 +34,7 @@ def test_no_secret_anywhere_after_install_sync_and_failures(
     db: Database, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    app, server = start_example(devices=30, events=10)
+    _, server = start_example(devices=30, events=10)
     try:
         market = Marketplace(db, "acme", Actor("t", "admin"))
         market.install("example", "inv", {"baseUrl": server.base_url, "token": TOKEN})
