@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +32,14 @@ _schema_checked: set[Path] = set()
 _schema_lock = threading.Lock()
 
 
+def memory_limit() -> str:
+    """DuckDB's memory budget per process (``ARIA_SYNC_MEMORY_LIMIT``, default 512MB)."""
+    value = os.environ.get("ARIA_SYNC_MEMORY_LIMIT", "512MB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.IGNORECASE):
+        raise StoreError(f"ARIA_SYNC_MEMORY_LIMIT={value!r} is not a size like 512MB or 2GB")
+    return value
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -41,6 +51,9 @@ def _open(path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyCon
         try:
             conn = duckdb.connect(str(path), read_only=read_only, config=dict(_CONNECT_CONFIG))
             conn.execute("SET TimeZone = 'UTC'")
+            # DuckDB defaults to 80% of RAM; a sync or a dashboard should stay small and spill to disk.
+            conn.execute(f"SET memory_limit = '{memory_limit()}'")
+            conn.execute("SET temp_directory = ?", [str(path.parent / ".duckdb-tmp")])
             return conn
         except duckdb.IOException as exc:
             text = str(exc)
