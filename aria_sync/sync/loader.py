@@ -76,10 +76,7 @@ def apply_stream(
     table = stream.table
     files = stage.files()
     _load_staged(conn, stream, files)
-    counts.fetched = _scalar(conn, "SELECT count(*) FROM _stg")
-
-    reason_sql = _reason_sql(stream)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT *, {reason_sql} AS reason FROM _stg")
+    counts.fetched = _scalar(conn, "SELECT count(*) FROM _checked")
     conn.execute(
         """INSERT INTO integration_rejected_records
            SELECT ?, ?, ?, ?, ?, source_id, reason, raw, ? FROM _checked WHERE reason IS NOT NULL""",
@@ -87,12 +84,18 @@ def apply_stream(
     )
     counts.rejected = _scalar(conn, "SELECT count(*) FROM _checked WHERE reason IS NOT NULL")
     # Pages can overlap (an inclusive cursor re-reads its boundary, a vendor repeats a record across
-    # pages); the last copy fetched is the freshest, and a MERGE must never see a key twice.
+    # pages); the last copy fetched is the freshest, and a MERGE must never see a key twice. Only the
+    # (rare) repeated keys are collected, so the records themselves are never copied again.
     conn.execute(
-        """CREATE OR REPLACE TEMP TABLE _accepted AS
-           SELECT source_id, raw, record_hash, cursor_value, vendor_deleted FROM _checked
-           WHERE reason IS NULL
-           QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY seqno DESC) = 1"""
+        """CREATE OR REPLACE TEMP TABLE _repeated AS
+           SELECT source_id, max(seqno) AS keep FROM _checked WHERE reason IS NULL
+           GROUP BY source_id HAVING count(*) > 1"""
+    )
+    conn.execute(
+        """CREATE OR REPLACE TEMP VIEW _accepted AS
+           SELECT c.source_id, c.raw, c.record_hash, c.cursor_value, c.vendor_deleted FROM _checked c
+           WHERE c.reason IS NULL
+             AND NOT EXISTS (SELECT 1 FROM _repeated r WHERE r.source_id = c.source_id AND r.keep <> c.seqno)"""
     )
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _existing AS
@@ -160,30 +163,28 @@ def apply_stream(
 
 
 def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[str]) -> None:
+    """One pass over the staged files into ``_checked``: every record once, with its key, cursor,
+    hash, vendor deletion flag and (for bad records) the reason it is refused."""
     cursor_expr = stream.cursor.expression if stream.cursor else "NULL"
     deleted_expr = f"coalesce(({stream.deleted}), false)" if stream.deleted else "false"
-    if not files:
-        conn.execute(
-            """CREATE OR REPLACE TEMP TABLE _stg (seqno BIGINT, raw JSON, jtype VARCHAR, source_id VARCHAR,
-               cursor_value VARCHAR, record_hash VARCHAR, vendor_deleted BOOLEAN)"""
-        )
-        return
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE _stg_raw AS SELECT row_number() OVER () AS seqno, json AS raw "
-        "FROM read_json_objects(?, format = 'newline_delimited')",
-        [files],
+    source = (
+        "(SELECT row_number() OVER () AS seqno, json AS raw FROM read_json_objects($files, "
+        "format = 'newline_delimited'))"
+        if files
+        else "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
     )
     conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _stg AS
-            SELECT seqno, raw, json_type(raw) AS jtype,
-                   CASE WHEN json_type(raw) = 'OBJECT' THEN NULLIF(CAST(({stream.primary_key}) AS VARCHAR), '')
-                   END AS source_id,
-                   CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(({cursor_expr}) AS VARCHAR) END AS cursor_value,
-                   md5(CAST(raw AS VARCHAR)) AS record_hash,
-                   CASE WHEN json_type(raw) = 'OBJECT' THEN {deleted_expr} ELSE false END AS vendor_deleted
-            FROM _stg_raw"""
+        f"""CREATE OR REPLACE TEMP TABLE _checked AS
+            SELECT *, {_reason_sql(stream)} AS reason FROM (
+                SELECT seqno, raw, json_type(raw) AS jtype,
+                       CASE WHEN json_type(raw) = 'OBJECT' THEN NULLIF(CAST(({stream.primary_key}) AS VARCHAR), '')
+                       END AS source_id,
+                       CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(({cursor_expr}) AS VARCHAR) END AS cursor_value,
+                       md5(CAST(raw AS VARCHAR)) AS record_hash,
+                       CASE WHEN json_type(raw) = 'OBJECT' THEN {deleted_expr} ELSE false END AS vendor_deleted
+                FROM {source})""",
+        {"files": files} if files else None,
     )
-    conn.execute("DROP TABLE _stg_raw")
 
 
 def _reason_sql(stream: Stream) -> str:
