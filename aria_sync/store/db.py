@@ -33,8 +33,8 @@ _schema_lock = threading.Lock()
 
 
 def memory_limit() -> str:
-    """DuckDB's memory budget per process (``ARIA_SYNC_MEMORY_LIMIT``, default 512MB)."""
-    value = os.environ.get("ARIA_SYNC_MEMORY_LIMIT", "512MB").strip()
+    """DuckDB's memory budget per process (``ARIA_SYNC_MEMORY_LIMIT``, default 1GB)."""
+    value = os.environ.get("ARIA_SYNC_MEMORY_LIMIT", "1GB").strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.IGNORECASE):
         raise StoreError(f"ARIA_SYNC_MEMORY_LIMIT={value!r} is not a size like 512MB or 2GB")
     return value

@@ -77,25 +77,28 @@ def apply_stream(
     files = stage.files()
     _load_staged(conn, stream, files)
     counts.fetched = _scalar(conn, "SELECT count(*) FROM _checked")
-    conn.execute(
-        """INSERT INTO integration_rejected_records
-           SELECT ?, ?, ?, ?, ?, source_id, reason, raw, ? FROM _checked WHERE reason IS NOT NULL""",
-        [target.org, target.installation_id, target.job_id, stream.name, table, now],
-    )
     counts.rejected = _scalar(conn, "SELECT count(*) FROM _checked WHERE reason IS NOT NULL")
+    if counts.rejected:
+        conn.execute(
+            f"""INSERT INTO integration_rejected_records
+                SELECT $org, $inst, $job, $stream, $table, c.source_id, c.reason, f.raw, $now
+                FROM {_files_sql(files)} f JOIN _checked c USING (seqno) WHERE c.reason IS NOT NULL""",
+            {
+                "org": target.org,
+                "inst": target.installation_id,
+                "job": target.job_id,
+                "stream": stream.name,
+                "table": table,
+                "now": now,
+            },
+        )
     # Pages can overlap (an inclusive cursor re-reads its boundary, a vendor repeats a record across
-    # pages); the last copy fetched is the freshest, and a MERGE must never see a key twice. Only the
-    # (rare) repeated keys are collected, so the records themselves are never copied again.
+    # pages); the last copy fetched is the freshest, and a MERGE must never see a key twice.
     conn.execute(
-        """CREATE OR REPLACE TEMP TABLE _repeated AS
-           SELECT source_id, max(seqno) AS keep FROM _checked WHERE reason IS NULL
-           GROUP BY source_id HAVING count(*) > 1"""
-    )
-    conn.execute(
-        """CREATE OR REPLACE TEMP VIEW _accepted AS
-           SELECT c.source_id, c.raw, c.record_hash, c.cursor_value, c.vendor_deleted FROM _checked c
-           WHERE c.reason IS NULL
-             AND NOT EXISTS (SELECT 1 FROM _repeated r WHERE r.source_id = c.source_id AND r.keep <> c.seqno)"""
+        """CREATE OR REPLACE TEMP TABLE _keys AS
+           SELECT seqno, source_id, record_hash, cursor_value, vendor_deleted FROM _checked
+           WHERE reason IS NULL
+           QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY seqno DESC) = 1"""
     )
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _existing AS
@@ -111,14 +114,14 @@ def apply_stream(
              count(*) FILTER (WHERE e.source_id IS NOT NULL AND e.record_hash = a.record_hash
                                   AND e.is_deleted IS NOT DISTINCT FROM a.vendor_deleted),
              count(*) FILTER (WHERE a.vendor_deleted AND (e.source_id IS NULL OR NOT e.is_deleted))
-           FROM _accepted a LEFT JOIN _existing e USING (source_id)"""
+           FROM _keys a LEFT JOIN _existing e USING (source_id)"""
     ).fetchone()
     assert row is not None
     counts.inserted, counts.updated, counts.unchanged, vendor_removed = (int(v) for v in row)
 
     conn.execute(
         f"""MERGE INTO {table} AS t
-            USING (SELECT * FROM _accepted) AS s
+            USING (SELECT k.*, f.raw FROM {_files_sql(files)} f JOIN _keys k USING (seqno)) AS s
             ON t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id
             WHEN MATCHED AND (t.record_hash IS DISTINCT FROM s.record_hash
                               OR t.is_deleted IS DISTINCT FROM s.vendor_deleted) THEN UPDATE SET
@@ -134,6 +137,14 @@ def apply_stream(
         {"org": target.org, "inst": target.installation_id, "now": now, "job": target.job_id},
     )
     counts.removed = vendor_removed
+    # The accepted records as the transforms see them; their raw JSON is what the MERGE just wrote, so
+    # it is read from the landing table instead of being held a second time.
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _accepted AS
+            SELECT k.source_id, l.raw, k.record_hash, k.cursor_value, k.vendor_deleted
+            FROM _keys k JOIN {table} l ON l.source_id = k.source_id
+            WHERE l.org_id = {_sql_str(target.org)} AND l.installation_id = {_sql_str(target.installation_id)}"""
+    )
 
     conn.execute("CREATE OR REPLACE TEMP TABLE _removed (source_id VARCHAR)")
     if not stream.incremental and stream.marks_stale:
@@ -141,7 +152,7 @@ def apply_stream(
             _mark_stale(conn, target, stream, counts, now)
         else:
             counts.warnings.append(f"{stream.name}: fetch incomplete, nothing marked stale")
-    conn.execute("INSERT INTO _removed SELECT source_id FROM _accepted WHERE vendor_deleted")
+    conn.execute("INSERT INTO _removed SELECT source_id FROM _keys WHERE vendor_deleted")
 
     context = DeriveContext(
         conn=conn,
@@ -162,28 +173,34 @@ def apply_stream(
     return saved_cursor
 
 
+def _files_sql(files: list[str]) -> str:
+    """The staged records as rows (seqno, raw), in the order they were fetched."""
+    if not files:
+        return "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
+    listed = ", ".join(_sql_str(f) for f in files)
+    return (
+        f"(SELECT row_number() OVER () AS seqno, json AS raw "
+        f"FROM read_json_objects([{listed}], format = 'newline_delimited'))"
+    )
+
+
 def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[str]) -> None:
-    """One pass over the staged files into ``_checked``: every record once, with its key, cursor,
-    hash, vendor deletion flag and (for bad records) the reason it is refused."""
+    """One pass over the staged files into ``_checked``: each record's key, cursor, hash, vendor
+    deletion flag and (for a bad record) the reason it is refused, but not the record itself, which
+    stays on disk until the MERGE reads it (memory holds keys, not payloads)."""
     cursor_expr = stream.cursor.expression if stream.cursor else "NULL"
     deleted_expr = f"coalesce(({stream.deleted}), false)" if stream.deleted else "false"
-    source = (
-        "(SELECT row_number() OVER () AS seqno, json AS raw FROM read_json_objects($files, "
-        "format = 'newline_delimited'))"
-        if files
-        else "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
-    )
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _checked AS
-            SELECT *, {_reason_sql(stream)} AS reason FROM (
+            SELECT seqno, jtype, source_id, cursor_value, record_hash, vendor_deleted,
+                   {_reason_sql(stream)} AS reason FROM (
                 SELECT seqno, raw, json_type(raw) AS jtype,
                        CASE WHEN json_type(raw) = 'OBJECT' THEN NULLIF(CAST(({stream.primary_key}) AS VARCHAR), '')
                        END AS source_id,
                        CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(({cursor_expr}) AS VARCHAR) END AS cursor_value,
                        md5(CAST(raw AS VARCHAR)) AS record_hash,
                        CASE WHEN json_type(raw) = 'OBJECT' THEN {deleted_expr} ELSE false END AS vendor_deleted
-                FROM {source})""",
-        {"files": files} if files else None,
+                FROM {_files_sql(files)})"""
     )
 
 
@@ -221,7 +238,7 @@ def _mark_stale(
         f"""CREATE OR REPLACE TEMP TABLE _stale AS
             SELECT source_id FROM {table}
             WHERE org_id = ? AND installation_id = ? AND NOT is_deleted
-              AND source_id NOT IN (SELECT source_id FROM _accepted)
+              AND source_id NOT IN (SELECT source_id FROM _keys)
               AND source_id NOT IN (SELECT source_id FROM _checked WHERE source_id IS NOT NULL)""",
         [target.org, target.installation_id],
     )
@@ -256,9 +273,7 @@ def _advance_cursor(
 ) -> str | None:
     assert stream.cursor is not None
     cast = _cursor_cast(stream.cursor.kind, "cursor_value")
-    row = conn.execute(
-        f"SELECT arg_max(cursor_value, {cast}) FROM _accepted WHERE {cast} IS NOT NULL"
-    ).fetchone()
+    row = conn.execute(f"SELECT arg_max(cursor_value, {cast}) FROM _keys WHERE {cast} IS NOT NULL").fetchone()
     candidate = row[0] if row else None
     chosen = previous
     if candidate is not None:
