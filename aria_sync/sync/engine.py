@@ -32,6 +32,7 @@ from aria_sync.errors import (
     AuthenticationError,
     NotFoundError,
     RetryBudgetExhausted,
+    StoreError,
     UsageError,
 )
 from aria_sync.http import AllowList, RetryBudget
@@ -315,22 +316,28 @@ class SyncRunner:
             return
         progress.phase, progress.message = "applying", f"{stream_stage.records} records"
         notify(progress, force=True)
-        with self.scope.write() as conn:
-            saved = apply_stream(
-                conn,
-                target,
-                stream,
-                stream_stage,
-                counts,
-                complete=complete,
-                previous_cursor=previous if not full else None,
-                now=utcnow(),
-            )
-            if not complete:
-                counts.status = "partial"
-            if saved is not None:
-                cursors[stream.name] = saved
-            _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
+        try:
+            with self.scope.write() as conn:
+                saved = apply_stream(
+                    conn,
+                    target,
+                    stream,
+                    stream_stage,
+                    counts,
+                    complete=complete,
+                    previous_cursor=previous if not full else None,
+                    now=utcnow(),
+                )
+                if not complete:
+                    counts.status = "partial"
+                if saved is not None:
+                    cursors[stream.name] = saved
+                _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
+        except duckdb.Error as exc:
+            # The transaction rolled back: nothing of this stream was applied, its cursor did not move.
+            first_line = str(exc).splitlines()[0]
+            hint = " (raise ARIA_SYNC_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
+            raise StoreError(f"applying {stream.name} failed, nothing of it was written: {first_line}{hint}") from None
 
     def _post_sync(self, installation: Installation) -> None:
         from aria_sync.derive import refresh_org
