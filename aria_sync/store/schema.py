@@ -282,11 +282,13 @@ LANDING_TABLES_V1 = (
     "tenable_scans",
 )
 
+LANDING_TABLES_V4 = ("servicenow_deleted_records",)
+
 
 def _landing(tables: tuple[str, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(conn: duckdb.DuckDBPyConnection) -> None:
         for table in tables:
-            conn.execute(f"CREATE TABLE {table} ({LANDING_COLUMNS})")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({LANDING_COLUMNS})")
 
     return apply
 
@@ -311,6 +313,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "marketplace tables", _sql(CORE_TABLES)),
     Migration(2, "ARIA entity tables", _sql(ARIA_TABLES)),
     Migration(3, "vendor landing tables: Defender, ServiceNow, Tenable", _landing(LANDING_TABLES_V1)),
+    Migration(4, "ServiceNow deletion records (sys_audit_delete and sys_id reconciles)", _landing(LANDING_TABLES_V4)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -337,6 +340,7 @@ ORG_TABLES: tuple[str, ...] = (
     "services",
     "service_assets",
     *LANDING_TABLES_V1,
+    *LANDING_TABLES_V4,
 )
 SHARED_TABLES: tuple[str, ...] = ("integration_catalog",)
 
@@ -345,7 +349,7 @@ def registered_landing_tables() -> tuple[str, ...]:
     """Landing tables of connectors registered at run time (extra connectors) not created by a migration."""
     from aria_sync.connectors.registry import all_connectors
 
-    known = set(LANDING_TABLES_V1)
+    known = set(LANDING_TABLES_V1) | set(LANDING_TABLES_V4)
     extra = sorted({s.table for c in all_connectors() for s in c.streams} - known)
     return tuple(extra)
 
