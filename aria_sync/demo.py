@@ -109,7 +109,8 @@ def run_demo(settings: Settings, *, port: int, dashboard: bool, size: str, out: 
     db = Database(settings.db_path)
     estate = prepare_estate(db.path, size)
     out.info(f"demo database: {db.path}")
-    sims = start_all(estate, port_base=DEMO_PORT_BASE, cert_dir=db.path.parent / "demo-tls")
+    port_base = int(os.environ.get("ARIA_SYNC_DEMO_PORT_BASE", DEMO_PORT_BASE))
+    sims = start_all(estate, port_base=port_base, cert_dir=db.path.parent / "demo-tls")
     try:
         market = Marketplace(db, settings.org, Actor("demo", "admin"))
         names = ensure_installations(market, sims, out)
