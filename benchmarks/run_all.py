@@ -27,7 +27,6 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_servicenow.py", [], ["--quick"]),
     ("bench_correlation.py", [], ["--quick"]),
     ("bench_analysis.py", [], ["--quick"]),
-    ("bench_dashboard.py", [], ["--quick"]),
 ]
 
 
