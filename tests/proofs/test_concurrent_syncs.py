@@ -28,7 +28,7 @@ def test_two_syncs_started_together_run_exactly_once(db: Database) -> None:
             barrier = threading.Barrier(2)
             results: list[str] = []
 
-            def attempt() -> None:
+            def attempt(barrier: threading.Barrier = barrier, results: list[str] = results) -> None:
                 barrier.wait()
                 try:
                     results.append(SyncRunner(db, "acme").sync("inv").status)
