@@ -243,7 +243,7 @@ def main() -> int:
 
     ratio = outcome["seconds"] / floor_seconds
     print(f"Tenable benchmark: {assets:,} assets, {findings:,} findings (num_assets {args.num_assets})")
-    print(f"  DuckDB memory_limit of the sync: {os.environ.get('ARIA_SYNC_MEMORY_LIMIT', '512MB (default)')}")
+    print(f"  DuckDB memory_limit of the sync: {os.environ.get('ARIA_SYNC_MEMORY_LIMIT', '1GB (default)')}")
     print(f"  floor (httpx + orjson, keep nothing): {floor_seconds:8.2f} s")
     print(f"  full sync (fetch, stage, apply, ARIA): {outcome['seconds']:8.2f} s  status {outcome['status']}")
     for name, (fetched, inserted, status) in outcome["streams"].items():

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_tenable.py", [], ["--quick"]),
     ("bench_ms_defender.py", [], ["--quick"]),
-    ("bench_servicenow.py", [], ["--quick"]),
+    ("bench_servicenow.py", [], ["--items", "10000"]),
     ("bench_correlation.py", [], ["--quick"]),
     ("bench_analysis.py", [], ["--quick"]),
 ]
@@ -70,8 +70,9 @@ def main() -> int:
         proc = subprocess.run([sys.executable, str(path), *(quick if args.quick else full)],
                               capture_output=True, text=True)
         took = time.monotonic() - started
-        status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-        failures += proc.returncode != 0
+        # The benchmarks exit 1 when a figure misses its target and 2 or more when they could not run.
+        status = {0: "targets met", 1: "target missed"}.get(proc.returncode, f"FAILED (exit {proc.returncode})")
+        failures += proc.returncode > 1
         body = proc.stdout.strip() or "(no output)"
         if proc.returncode != 0:
             body += "\n" + proc.stderr.strip()[-3000:]
