@@ -83,6 +83,15 @@ def main() -> None:
         f"correlate: {measured['seconds']}s, peak RSS {measured['peak_rss_mb']} MB, "
         f"precision {scores.precision:.4f}, recall {scores.recall:.4f} ({scores.records} records)"
     )
+    met = (
+        measured["seconds"] <= 30
+        and measured["peak_rss_mb"] <= 2048
+        and scores.precision >= 0.995
+        and scores.recall >= 0.98
+    )
+    print("targets: <= 30 s, <= 2 GB, precision >= 0.995, recall >= 0.98:", "OK" if met else "MISS")
+    if not met:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
