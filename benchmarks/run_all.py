@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_servicenow.py", [], ["--items", "10000"]),
     ("bench_correlation.py", [], ["--quick"]),
     ("bench_analysis.py", [], ["--quick"]),
+    ("bench_dashboard.py", [], ["--quick"]),
 ]
 
 
