@@ -27,6 +27,11 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 # Identical for every connection of a process: DuckDB refuses a second connection to the same file
 # with a different configuration while the first is open.
 _CONNECT_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+# DuckDB buffers a whole row group (122,880 rows by default) of a table before compressing it. Landing
+# rows carry the vendor's raw JSON (about 2 KB each), so the default holds ~250 MB per writer thread;
+# 16,384 rows halves a bulk load's time and memory and costs nothing measurable on reads.
+ROW_GROUP_SIZE = 16_384
+CATALOG = "aria"
 
 _schema_checked: set[Path] = set()
 _schema_lock = threading.Lock()
@@ -49,7 +54,7 @@ def _open(path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyCon
     delay = 0.01
     while True:
         try:
-            conn = duckdb.connect(str(path), read_only=read_only, config=dict(_CONNECT_CONFIG))
+            conn = _attach(path, read_only=read_only)
             conn.execute("SET TimeZone = 'UTC'")
             # DuckDB defaults to 80% of RAM; a sync or a dashboard should stay small and spill to disk.
             conn.execute(f"SET memory_limit = '{memory_limit()}'")
@@ -77,6 +82,20 @@ def _open(path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyCon
             ):
                 raise CorruptDatabaseError(f"{path} is not a readable DuckDB database: {message}") from None
             raise StoreError(f"cannot open {path}: {message}") from None
+
+
+def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The file attached to a private in-memory instance: the row group size is an attach option only."""
+    conn = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
+    try:
+        options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (", READ_ONLY" if read_only else "")
+        quoted = "'" + str(path).replace("'", "''") + "'"
+        conn.execute(f"ATTACH {quoted} AS {CATALOG} ({options})")
+        conn.execute(f"USE {CATALOG}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class Database:

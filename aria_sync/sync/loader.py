@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -190,21 +191,52 @@ def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[st
     stays on disk until the MERGE reads it (memory holds keys, not payloads)."""
     cursor_expr = stream.cursor.expression if stream.cursor else "NULL"
     deleted_expr = f"coalesce(({stream.deleted}), false)" if stream.deleted else "false"
+    expressions = [
+        stream.primary_key,
+        cursor_expr,
+        deleted_expr,
+        *(predicate for predicate, _ in stream.checks),
+    ]
+    paths, hoisted = _hoist_paths(expressions)
+    key_sql, cursor_sql, deleted_sql, *check_sqls = hoisted
+    fields = f"json_extract_string(raw, [{', '.join(_sql_str(p) for p in paths)}])" if paths else "NULL"
+    reasons = _reason_sql(
+        stream, [(sql, reason) for sql, (_, reason) in zip(check_sqls, stream.checks, strict=True)]
+    )
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _checked AS
-            SELECT seqno, jtype, source_id, cursor_value, record_hash, vendor_deleted,
-                   {_reason_sql(stream)} AS reason FROM (
-                SELECT seqno, raw, json_type(raw) AS jtype,
-                       CASE WHEN json_type(raw) = 'OBJECT' THEN NULLIF(CAST(({stream.primary_key}) AS VARCHAR), '')
-                       END AS source_id,
-                       CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(({cursor_expr}) AS VARCHAR) END AS cursor_value,
-                       md5(CAST(raw AS VARCHAR)) AS record_hash,
-                       CASE WHEN json_type(raw) = 'OBJECT' THEN {deleted_expr} ELSE false END AS vendor_deleted
-                FROM {_files_sql(files)})"""
+            SELECT seqno, jtype, source_id, cursor_value, record_hash, vendor_deleted, {reasons} AS reason FROM (
+                SELECT seqno, jtype, record_hash,
+                       CASE WHEN jtype = 'OBJECT' THEN NULLIF(CAST(({key_sql}) AS VARCHAR), '') END AS source_id,
+                       CASE WHEN jtype = 'OBJECT' THEN CAST(({cursor_sql}) AS VARCHAR) END AS cursor_value,
+                       CASE WHEN jtype = 'OBJECT' THEN {deleted_sql} ELSE false END AS vendor_deleted,
+                       {", ".join(f"CASE WHEN jtype = 'OBJECT' THEN coalesce(({sql}), false) END AS _check{i}" for i, sql in enumerate(check_sqls)) or "NULL AS _nochecks"}
+                FROM (
+                    SELECT seqno, raw, json_type(raw) AS jtype, md5(CAST(raw AS VARCHAR)) AS record_hash,
+                           {fields} AS _fields
+                    FROM {_files_sql(files)}))"""
     )
 
 
-def _reason_sql(stream: Stream) -> str:
+# ``raw->>'$.path'`` written in a stream's declarations; each one would parse the record again.
+_RAW_PATH = re.compile(r"\braw\s*->>\s*'(\$[^']*)'")
+
+
+def _hoist_paths(expressions: list[str]) -> tuple[list[str], list[str]]:
+    """The JSON paths the expressions read, and the expressions reading them from ``_fields``: one
+    ``json_extract_string`` with a list of paths parses each record once instead of once per path."""
+    paths: list[str] = []
+
+    def field(match: re.Match[str]) -> str:
+        path = match.group(1)
+        if path not in paths:
+            paths.append(path)
+        return f"(_fields[{paths.index(path) + 1}])"
+
+    return paths, [_RAW_PATH.sub(field, expression) for expression in expressions]
+
+
+def _reason_sql(stream: Stream, checks: list[tuple[str, str]]) -> str:
     cases = [
         "WHEN jtype IS DISTINCT FROM 'OBJECT' THEN 'record is not a JSON object'",
         f"WHEN source_id IS NULL THEN {_sql_str('missing primary key: ' + stream.primary_key)}",
@@ -215,8 +247,8 @@ def _reason_sql(stream: Stream) -> str:
             f"WHEN cursor_value IS NOT NULL AND {cast} IS NULL THEN "
             f"{_sql_str('cursor field is not a valid ' + stream.cursor.kind)}"
         )
-    for predicate, reason in stream.checks:
-        cases.append(f"WHEN coalesce(({predicate}), false) THEN {_sql_str(reason)}")
+    for index, (_, reason) in enumerate(checks):
+        cases.append(f"WHEN _check{index} THEN {_sql_str(reason)}")
     return "CASE " + " ".join(cases) + " END"
 
 
