@@ -200,9 +200,7 @@ def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[st
     paths, hoisted = _hoist_paths(expressions)
     key_sql, cursor_sql, deleted_sql, *check_sqls = hoisted
     fields = f"json_extract_string(raw, [{', '.join(_sql_str(p) for p in paths)}])" if paths else "NULL"
-    reasons = _reason_sql(
-        stream, [(sql, reason) for sql, (_, reason) in zip(check_sqls, stream.checks, strict=True)]
-    )
+    reasons = _reason_sql(stream)
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _checked AS
             SELECT seqno, jtype, source_id, cursor_value, record_hash, vendor_deleted, {reasons} AS reason FROM (
@@ -236,7 +234,8 @@ def _hoist_paths(expressions: list[str]) -> tuple[list[str], list[str]]:
     return paths, [_RAW_PATH.sub(field, expression) for expression in expressions]
 
 
-def _reason_sql(stream: Stream, checks: list[tuple[str, str]]) -> str:
+def _reason_sql(stream: Stream) -> str:
+    """The refusal reason of a row of the middle query, whose ``_check<i>`` is the i-th check's verdict."""
     cases = [
         "WHEN jtype IS DISTINCT FROM 'OBJECT' THEN 'record is not a JSON object'",
         f"WHEN source_id IS NULL THEN {_sql_str('missing primary key: ' + stream.primary_key)}",
@@ -247,7 +246,7 @@ def _reason_sql(stream: Stream, checks: list[tuple[str, str]]) -> str:
             f"WHEN cursor_value IS NOT NULL AND {cast} IS NULL THEN "
             f"{_sql_str('cursor field is not a valid ' + stream.cursor.kind)}"
         )
-    for index, (_, reason) in enumerate(checks):
+    for index, (_, reason) in enumerate(stream.checks):
         cases.append(f"WHEN _check{index} THEN {_sql_str(reason)}")
     return "CASE " + " ".join(cases) + " END"
 
