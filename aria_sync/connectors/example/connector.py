@@ -40,7 +40,7 @@ class ExampleConnector(Connector):
             table="example_devices",
             primary_key="raw->>'$.id'",
             fetch=api.fetch_devices,
-            deleted="(raw->>'$.retired')::BOOLEAN",
+            deleted="TRY_CAST(raw->>'$.retired' AS BOOLEAN)",
             checks=(("raw->>'$.name' IS NULL", "device without a name"),),
             derive=(transform.devices_to_identities,),
             targets=("asset_identities", "assets"),
