@@ -12,7 +12,7 @@ from aria_sync.simulators.framework import Fault
 from aria_sync.store import Database, OrgScope
 from aria_sync.sync import SyncRunner
 
-ROUNDS = 20
+ROUNDS = 100
 
 
 def test_two_syncs_started_together_run_exactly_once(db: Database) -> None:
@@ -23,8 +23,9 @@ def test_two_syncs_started_together_run_exactly_once(db: Database) -> None:
         )
         outcomes: list[list[str]] = []
         for _ in range(ROUNDS):
-            # the first page is slow, so the two attempts always overlap
-            server.faults.add(Fault(kind="delay", path="/api/devices", seconds=0.3, times=1))
+            # the winner holds the lock for its whole sync (~0.7 s) and its first page is slowed as well, so
+            # the two attempts, released together by the barrier, always overlap
+            server.faults.add(Fault(kind="delay", path="/api/devices", seconds=0.05, times=1))
             barrier = threading.Barrier(2)
             results: list[str] = []
 
