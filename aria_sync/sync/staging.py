@@ -6,12 +6,23 @@ reads the whole stream back in bulk (``read_json_objects``) inside the apply tra
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+
+def encode_record(record: Any) -> bytes:
+    """One record as a staged line: compact JSON, UTF-8."""
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which the json module decodes happily; such a
+        # record must reach validation (and quarantine if it fails there), not end the stream.
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class StreamStage:
@@ -25,7 +36,7 @@ class StreamStage:
         self.bytes = 0
 
     def write_page(self, records: Iterable[Any]) -> int:
-        lines = [orjson.dumps(record) for record in records]
+        lines = [encode_record(record) for record in records]
         if not lines:
             return 0
         self.pages += 1
