@@ -13,7 +13,7 @@ import ipaddress
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # argument lists only, never a shell
 import sys
 import threading
 import time
@@ -142,7 +142,7 @@ def start_dashboard(
             f"refusing to serve the dashboard on {address}: without sign-in every visitor is an admin; "
             f"create users (users file {users_path(settings.db_path)}) or bind to 127.0.0.1"
         )
-    probe_host = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104 - compared, not bound
+    probe_host = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104  # nosec B104 # compared, not bound
     if port == 0:
         port = free_port(probe_host)
     elif _port_in_use(probe_host, port):
@@ -153,7 +153,7 @@ def start_dashboard(
     env["ARIA_SYNC_DB"] = str(settings.db_path.expanduser().resolve())
     env["ARIA_SYNC_ORG"] = settings.org
     output: Any = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # nosec B603 # our own interpreter and script, no shell
         streamlit_command(port, address),
         cwd=str(REPO_ROOT),
         env=env,

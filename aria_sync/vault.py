@@ -43,7 +43,7 @@ MASTER_KEY_ENV = "ARIA_SYNC_MASTER_KEY"
 VAULT_BACKEND_ENV = "ARIA_SYNC_VAULT"
 VAULT_FILE_NAME = "vault.enc.json"
 KEY_FILE_NAME = "master.key"
-SECRET_MASK = "********"
+SECRET_MASK = "********"  # nosec B105 # the mask shown instead of a secret
 
 _FORMAT_VERSION = 1
 # scrypt cost: ~32 MiB and well under a second on a small machine, once per process.

@@ -8,6 +8,7 @@ client (``aria_sync.http``) owns retries, rate limits, the URL policy and redact
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -16,6 +17,10 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 Page = list[dict[str, Any]]
+
+# Table and stream names are put into SQL text (identifiers cannot be bound as parameters), so a
+# declaration is refused unless each is a plain lower-case identifier.
+SQL_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class IntegrationConfig(BaseModel):
@@ -120,6 +125,15 @@ class Stream:
     capability: str | None = None  # which capability (permission) the stream needs
     # Columns the data views show: (label, SQL over `raw`). Empty: source_id and raw only.
     columns: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("name", self.name),
+            ("table", self.table),
+            *(("target", t) for t in self.targets),
+        ):
+            if not SQL_IDENTIFIER.fullmatch(value):
+                raise ValueError(f"stream {what} {value!r} is not a plain lower-case SQL identifier")
 
     @property
     def incremental(self) -> bool:

@@ -12,8 +12,8 @@ from typing import Any
 
 from aria_sync.simulators.framework import SimRequest, SimResponse, SimulatorServer, VendorApp, json_response
 
-TOKEN = "example-demo-token"
-DEVICES_ONLY_TOKEN = "example-devices-only-token"
+TOKEN = "example-demo-token"  # nosec B105 # demo token the simulator publishes
+DEVICES_ONLY_TOKEN = "example-devices-only-token"  # nosec B105 # demo token the simulator publishes
 BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 

@@ -928,7 +928,7 @@ class MsDefenderSimulator(VendorApp):
             claims["roles"] = list(roles)
         lifetime = self.token_lifetime
         body: dict[str, Any] = {
-            "token_type": "Bearer",
+            "token_type": "Bearer",  # nosec B105 # a token type, not a secret
             "expires_in": lifetime if v2 else str(lifetime),
             "ext_expires_in": lifetime if v2 else str(lifetime),
             "access_token": self._sign(claims),

@@ -43,10 +43,10 @@ Row = dict[str, Any]
 
 # A second account with the itil role only: it reads incidents, services and the catalogue, but the
 # read ACLs of the CMDB computer classes and of sys_audit_delete deny it, as on a typical instance.
-ITIL_ONLY_USER = {"username": "itil.integration", "password": "itil-demo-password"}
+ITIL_ONLY_USER = {"username": "itil.integration", "password": "itil-demo-password"}  # nosec B105 # the simulator's published demo login
 
 # Demo OAuth application registered on the simulated instance (``/oauth_token.do``).
-OAUTH_CLIENT = {"client_id": "aria-sync-demo-client", "client_secret": "aria-sync-demo-client-secret"}
+OAUTH_CLIENT = {"client_id": "aria-sync-demo-client", "client_secret": "aria-sync-demo-client-secret"}  # nosec B105 # the simulator's published demo client
 
 RATE_LIMIT_RULE_SYS_ID = "5b2c7e1f3d9a4c6e8f0a1b2c3d4e5f60"
 
@@ -436,7 +436,7 @@ class ServiceNowSimulator(VendorApp):
             "access_token": access,
             "refresh_token": refresh,
             "scope": "useraccount",
-            "token_type": "Bearer",
+            "token_type": "Bearer",  # nosec B105 # a token type, not a secret
             "expires_in": int(self.token_lifetime_seconds),
         }
         return SimResponse(200, orjson.dumps(body), {"Content-Type": CONTENT_TYPE})

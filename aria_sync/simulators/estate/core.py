@@ -22,7 +22,7 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
         "clientId": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
         "clientSecret": "demo-defender-client-secret",
     },
-    "servicenow": {"username": "aria.demo", "password": "demo-servicenow-password"},
+    "servicenow": {"username": "aria.demo", "password": "demo-servicenow-password"},  # nosec B105 # the simulator's published demo login
 }
 
 
