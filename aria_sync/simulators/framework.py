@@ -40,6 +40,9 @@ class SimRequest:
     headers: dict[str, str]  # keys lower-cased
     body: bytes
     raw_query: str = ""
+    # time.time() when the server took the request, the moment the request log records: a vendor
+    # rule that counts requests by time counts from it, so the log and the rule agree.
+    received_at: float = 0.0
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -190,6 +193,7 @@ def _make_handler(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 headers=headers,
                 body=body,
                 raw_query=split.query,
+                received_at=wall,
             )
             fault = server.faults.take(self.command, split.path)
             response: SimResponse | None = None

@@ -318,7 +318,7 @@ class ServiceNowSimulator(VendorApp):
                 )
                 response.headers["WWW-Authenticate"] = 'BASIC realm="Service-now"'
                 return response
-            rate_headers, refused = self._count_request(username)
+            rate_headers, refused = self._count_request(username, request.received_at or time.time())
             if refused is not None:
                 return refused
             slow = self._transaction_quota(request)
@@ -348,10 +348,9 @@ class ServiceNowSimulator(VendorApp):
                 return token.username
         return None
 
-    def _count_request(self, username: str) -> tuple[dict[str, str], SimResponse | None]:
+    def _count_request(self, username: str, now: float) -> tuple[dict[str, str], SimResponse | None]:
         if self.hourly_limit is None:
             return {}, None
-        now = time.time()
         with self._rate_lock:
             window = self._rate_windows.get(username)
             if window is None or now >= window.started + self.rate_limit_window_seconds:
