@@ -141,7 +141,7 @@ def _vulnerability_risks(
     conn.execute(
         """CREATE OR REPLACE TEMP TABLE _risk_va AS
            WITH per_asset AS (
-               SELECT risk_id, asset_key, any_value(asset_id) AS asset_id, bool_or(is_open) AS is_open
+               SELECT risk_id, asset_key, min(asset_id) AS asset_id, bool_or(is_open) AS is_open
                FROM _risk_vf GROUP BY risk_id, asset_key
            )
            SELECT *, is_open OR NOT bool_or(is_open) OVER (PARTITION BY risk_id) AS considered FROM per_asset"""
@@ -151,9 +151,9 @@ def _vulnerability_risks(
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _risk_new AS
         WITH per_risk AS (
-            SELECT risk_id, any_value(source_ref) AS source_ref,
+            SELECT risk_id, min(source_ref) AS source_ref,
                    bool_or(is_open) AS any_open,
-                   arg_max(title, severity_points) FILTER (WHERE title IS NOT NULL) AS title,
+                   arg_max(title, (severity_points, title)) FILTER (WHERE title IS NOT NULL) AS title,
                    list_sort(list_distinct(list(integration_key))) AS sources,
                    count(*) FILTER (WHERE is_open) AS open_findings,
                    count(*) FILTER (WHERE NOT is_open) AS fixed_findings,
@@ -169,7 +169,9 @@ def _vulnerability_risks(
             SELECT va.risk_id, count(*) AS affected_assets,
                    count(*) FILTER (WHERE coalesce(al.active_alerts, 0) > 0) AS alert_assets,
                    max(coalesce(c.points, $default_impact)) AS criticality_points,
-                   arg_max(c.label, c.points) AS criticality, arg_max(c.origin, c.points) AS criticality_origin
+                   arg_max(c.label, (c.points, c.origin)) FILTER (WHERE c.points IS NOT NULL) AS criticality,
+                   arg_max(c.origin, (c.points, c.origin)) FILTER (WHERE c.points IS NOT NULL)
+                       AS criticality_origin
             FROM _risk_va va
             LEFT JOIN _risk_asset_crit c ON c.asset_id = va.asset_id
             LEFT JOIN _risk_alerts al ON al.asset_id = va.asset_id
