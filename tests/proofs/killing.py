@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aria_sync.simulators.framework import SimulatorServer
 from aria_sync.store import Database, OrgScope
+
+# What the ``proof_figure`` fixture (tests/conftest.py) hands a test: ``(suite, text, kills=None)``.
+RecordFigure = Callable[..., None]
 
 
 @dataclass
@@ -36,16 +39,6 @@ class KillReport:
         return not (
             self.lost or self.duplicated or self.cursor_ahead or self.not_interrupted or self.undeleted
         )
-
-
-def total_line(reports: Iterable[KillReport]) -> str:
-    """One line over several kill reports: "N kills, L lost, D duplicated"."""
-    total = KillReport()
-    for report in reports:
-        total.kills += report.kills
-        total.lost += report.lost
-        total.duplicated += report.duplicated
-    return total.line()
 
 
 def sync_process(db_path: Path, org: str, name: str) -> subprocess.Popen[bytes]:

@@ -12,12 +12,12 @@ from aria_sync.simulators.framework import Fault
 from aria_sync.store import Database, OrgScope
 from aria_sync.sync import SyncRunner
 
-from .killing import check_cursors, check_jobs, check_landing, kill_and_restart
+from .killing import RecordFigure, check_cursors, check_jobs, check_landing, kill_and_restart
 
 ORG = "acme"
 
 
-def test_example_connector_survives_kills(db: Database, db_path: Path) -> None:
+def test_example_connector_survives_kills(db: Database, db_path: Path, proof_figure: RecordFigure) -> None:
     app, server = start_example(devices=400, events=300, tie_count=40)
     try:
         # a small delay per page widens the window in which a kill lands mid-fetch or mid-apply
@@ -29,8 +29,9 @@ def test_example_connector_survives_kills(db: Database, db_path: Path) -> None:
         def upstream_changes(n: int) -> None:
             app.add_event(f"evt-k{n:03d}", dt.datetime(2027, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=n))
 
-        report = kill_and_restart(db_path, ORG, "inv", server, kills=12, seed=20261207, max_requests=40,
-                                  between=upstream_changes)
+        report = kill_and_restart(
+            db_path, ORG, "inv", server, kills=12, seed=20261207, max_requests=40, between=upstream_changes
+        )
         final = SyncRunner(db, ORG).sync("inv")
         assert final.status == "succeeded", final.error
         check_landing(db, ORG, "example_devices", set(app.devices), report)
@@ -38,8 +39,13 @@ def test_example_connector_survives_kills(db: Database, db_path: Path) -> None:
         check_cursors(db, ORG, "example_events", "events", "timestamp", report)
         check_jobs(db, ORG, report)
         with OrgScope(db, ORG).read() as conn:
-            interrupted = conn.scalar("SELECT count(*) FROM integration_sync_jobs WHERE status = 'interrupted'")
-        print("\nkill test (example connector):", report.line(), f"({report.finished_before_kill} finished first)")
+            interrupted = conn.scalar(
+                "SELECT count(*) FROM integration_sync_jobs WHERE status = 'interrupted'"
+            )
+        proof_figure(
+            "kill test example connector",
+            f"{report.line()} ({report.finished_before_kill} attempts finished first)",
+        )
         assert report.kills >= 6
         assert (report.lost, report.duplicated, report.cursor_ahead, report.not_interrupted) == (0, 0, 0, 0)
         # a kill during interpreter start-up lands before the job row exists; every other kill leaves one

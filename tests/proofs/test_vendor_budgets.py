@@ -33,6 +33,7 @@ from aria_sync.simulators.tenable import NGINX_429_BODY, TenableSimulator
 from aria_sync.store import Database, OrgScope
 from aria_sync.sync import SyncRunner
 
+from .killing import RecordFigure
 from .vendors import ORG, Rig, defender_rig, servicenow_rig, tenable_rig
 
 # Documented (core-defender-servicenow-tenable.md, section 1.6 and the limits table).
@@ -88,7 +89,7 @@ DEFENDER_GROUPS = {
 
 
 def test_defender_stays_under_each_endpoints_per_minute_quota(
-    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proof_figure: RecordFigure
 ) -> None:
     # The simulator enforces what the docs publish, and so does the client, endpoint by endpoint.
     assert {group: DEFAULT_RATE_LIMITS[group][0][0] for group in DEFENDER_PER_MINUTE} == DEFENDER_PER_MINUTE
@@ -134,6 +135,12 @@ def test_defender_stays_under_each_endpoints_per_minute_quota(
     for group, pattern in DEFENDER_GROUPS.items():
         times = [r.started for r in log if re.search(pattern, r.path)]
         seen[group] = (len(times), most_in_window(times, windows[group]))
+    proof_figure(
+        "vendor budgets",
+        "Defender, most requests in any rolling window (limit): "
+        + ", ".join(f"{group} {busiest} ({limits[group]})" for group, (_, busiest) in seen.items()),
+    )
+    for group in DEFENDER_GROUPS:
         assert seen[group][1] <= limits[group], (group, seen[group])
     assert seen["machines"][0] >= 27 and seen["vulnerability_export"][0] >= 29, seen
     # The scaled export quota was reached and respected: never refused by the vendor for it.
@@ -183,7 +190,9 @@ def most_at_once(intervals: Sequence[tuple[float, float]]) -> int:
     return best
 
 
-def test_tenable_never_runs_more_exports_at_once_than_allowed(db: Database) -> None:
+def test_tenable_never_runs_more_exports_at_once_than_allowed(
+    db: Database, proof_figure: RecordFigure
+) -> None:
     rig = tenable_rig(
         db,
         Estate.generate("small"),
@@ -210,7 +219,12 @@ def test_tenable_never_runs_more_exports_at_once_than_allowed(db: Database) -> N
     intervals = export_intervals(log)
     creates = [r for r in log if r.method == "POST" and re.fullmatch(r"/(vulns|assets)/export", r.path)]
     assert len(intervals) == len(creates) == 4  # assets and vulns, twice
-    assert most_at_once(list(intervals.values())) <= TENABLE_CONCURRENT_EXPORTS
+    at_once = most_at_once(list(intervals.values()))
+    proof_figure(
+        "vendor budgets",
+        f"Tenable, most exports running at once over two syncs: {at_once} (limit {TENABLE_CONCURRENT_EXPORTS})",
+    )
+    assert at_once <= TENABLE_CONCURRENT_EXPORTS
     assert app.counters["concurrency_limited"] == 0
     # Every job it created it saw to an end (polled to FINISHED), none left holding a slot.
     assert not [job.uuid for job in app.exports.values() if job.active]
@@ -234,7 +248,9 @@ def fixed_windows(log: Sequence[LoggedRequest], seconds: float) -> list[list[Log
     return windows
 
 
-def test_servicenow_stays_within_the_hourly_rule_and_waits_out_its_429(db: Database) -> None:
+def test_servicenow_stays_within_the_hourly_rule_and_waits_out_its_429(
+    db: Database, proof_figure: RecordFigure
+) -> None:
     # The hour is scaled to one second: at most 5 requests per window for this user. Small pages make
     # the sync itself reach the rule, not only the install's connection test.
     limit, window = 5, 1.0
@@ -252,6 +268,11 @@ def test_servicenow_stays_within_the_hourly_rule_and_waits_out_its_429(db: Datab
     windows = fixed_windows(log, window)
     accepted = [sum(1 for r in w if r.status != 429) for w in windows]
     refused = [sum(1 for r in w if r.status == 429) for w in windows]
+    proof_figure(
+        "vendor budgets",
+        f"ServiceNow, most requests accepted in one rule window: {max(accepted)} (limit {limit}); "
+        f"{sum(refused)} refused, each waited out",
+    )
     assert sum(1 for r in log if r.wall_time >= started and r.status == 429) >= 1  # the sync reached it
     assert max(accepted) <= limit, accepted
     # Waited out, not hammered: at most one refusal per window, and the next request only once the
