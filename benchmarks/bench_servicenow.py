@@ -6,7 +6,8 @@ run this script measures
 1. the floor: every ``cmdb_ci_computer`` page downloaded with one httpx client and parsed with
    orjson, keeping nothing;
 2. a full sync (install + ``SyncRunner.sync``) into a fresh DuckDB file in a child process: wall
-   time of the job, of the ``cmdb_items`` stream alone, and the child's peak RSS.
+   time of the job, of the ``cmdb_items`` stream alone, and the child's own peak RSS (``VmHWM``,
+   see memory.py; the child is spawned, not forked, so none of this process's memory is counted).
 
 Usage: ``python benchmarks/bench_servicenow.py --items 100000 [--page-size 1000]``
 """
@@ -17,7 +18,6 @@ import argparse
 import hashlib
 import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
+from memory import own_peak_rss_mb  # benchmarks/memory.py
 
 TARGET_RATIO = 2.5
 CI_TABLES = ("cmdb_ci_computer", "cmdb_ci_server", "cmdb_ci_win_server", "cmdb_ci_linux_server")
@@ -148,6 +149,7 @@ def _sync_child(base_url: str, credentials: dict[str, str], page_size: int, dire
             "error": result.error,
             "fetched": result.streams["cmdb_items"]["fetched"],
             "job_seconds": finished - started,
+            "peak_rss_mib": own_peak_rss_mb(),
             "cmdb_seconds": cmdb_end - cmdb_start,
             "cmdb_fetch_seconds": apply_start - cmdb_start,
             "cmdb_apply_seconds": cmdb_end - apply_start,
@@ -179,14 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         floor, records, pages = measure_floor(base_url, credentials, args.page_size)
         print(f"floor: {records} records in {pages} pages downloaded and parsed in {floor:.2f} s")
         with tempfile.TemporaryDirectory(prefix="bench-servicenow-") as directory:
-            out = context.Queue()
-            child = context.Process(
+            spawn = mp.get_context("spawn")
+            out = spawn.Queue()
+            child = spawn.Process(
                 target=_sync_child, args=(base_url, credentials, args.page_size, directory, out)
             )
             child.start()
             figures = out.get(timeout=3600)
             child.join()
-            peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            peak_mib = figures["peak_rss_mib"]
     finally:
         stop.set()
         simulator.join(timeout=10)

@@ -102,6 +102,11 @@ class DeriveContext:
     table: str  # the landing table
     staged: str  # name of the temp table holding this job's accepted rows (source_id, raw, ...)
     now: Any
+    # Relation of the source_ids this run touched (accepted or removed): cheap, keys only.
+    touched: str = "_touched"
+    # Relation (source_id, raw, is_deleted) of the touched records as the landing table now holds
+    # them, read from the staged pages where it can: what a transform rebuilds ARIA rows from.
+    rows: str = "_touched_rows"
 
 
 Derive = Callable[[DeriveContext], None]

@@ -120,31 +120,15 @@ def apply_stream(
     assert row is not None
     counts.inserted, counts.updated, counts.unchanged, vendor_removed = (int(v) for v in row)
 
-    conn.execute(
-        f"""MERGE INTO {table} AS t
-            USING (SELECT k.*, f.raw FROM {_files_sql(files)} f JOIN _keys k USING (seqno)) AS s
-            ON t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id
-            WHEN MATCHED AND (t.record_hash IS DISTINCT FROM s.record_hash
-                              OR t.is_deleted IS DISTINCT FROM s.vendor_deleted) THEN UPDATE SET
-                raw = s.raw, record_hash = s.record_hash, cursor_value = s.cursor_value,
-                last_seen_at = $now, updated_at = $now, is_deleted = s.vendor_deleted,
-                deleted_at = CASE WHEN s.vendor_deleted THEN coalesce(t.deleted_at, $now) ELSE NULL END,
-                job_id = $job
-            WHEN MATCHED THEN UPDATE SET last_seen_at = $now, job_id = $job
-            WHEN NOT MATCHED THEN INSERT (org_id, installation_id, source_id, raw, record_hash, cursor_value,
-                first_seen_at, last_seen_at, updated_at, is_deleted, deleted_at, job_id)
-                VALUES ($org, $inst, s.source_id, s.raw, s.record_hash, s.cursor_value, $now, $now, $now,
-                        s.vendor_deleted, CASE WHEN s.vendor_deleted THEN $now ELSE NULL END, $job)""",
-        {"org": target.org, "inst": target.installation_id, "now": now, "job": target.job_id},
-    )
+    _write_landing(conn, target, table, files, counts, now)
     counts.removed = vendor_removed
-    # The accepted records as the transforms see them; their raw JSON is what the MERGE just wrote, so
-    # it is read from the landing table instead of being held a second time.
+    # The accepted records as the transforms see them, read again from the staged files: the landing
+    # rows just written hold the same JSON, but DuckDB reads rows written in the same transaction
+    # several times slower than a file (200,000 Tenable findings: 3.2 s against 1.3 s).
     conn.execute(
         f"""CREATE OR REPLACE TEMP VIEW _accepted AS
-            SELECT k.source_id, l.raw, k.record_hash, k.cursor_value, k.vendor_deleted
-            FROM _keys k JOIN {table} l ON l.source_id = k.source_id
-            WHERE l.org_id = {_sql_str(target.org)} AND l.installation_id = {_sql_str(target.installation_id)}"""
+            SELECT k.source_id, f.raw, k.record_hash, k.cursor_value, k.vendor_deleted
+            FROM {_files_sql(files)} f JOIN _keys k USING (seqno)"""
     )
 
     conn.execute("CREATE OR REPLACE TEMP TABLE _removed (source_id VARCHAR)")
@@ -154,6 +138,18 @@ def apply_stream(
         else:
             counts.warnings.append(f"{stream.name}: fetch incomplete, nothing marked stale")
     conn.execute("INSERT INTO _removed SELECT source_id FROM _keys WHERE vendor_deleted")
+    # Keys alone come from _keys, never from _accepted, which would parse every staged record again.
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW _touched AS SELECT source_id FROM _keys UNION SELECT source_id FROM _removed"
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _touched_rows AS
+            SELECT source_id, raw, vendor_deleted AS is_deleted FROM _accepted
+            UNION ALL
+            SELECT source_id, raw, is_deleted FROM {table}
+            WHERE org_id = {_sql_str(target.org)} AND installation_id = {_sql_str(target.installation_id)}
+              AND source_id IN (SELECT source_id FROM _removed EXCEPT SELECT source_id FROM _keys)"""
+    )
 
     context = DeriveContext(
         conn=conn,
@@ -164,6 +160,8 @@ def apply_stream(
         table=table,
         staged="_accepted",
         now=now,
+        touched="_touched",
+        rows="_touched_rows",
     )
     for derive in stream.derive:
         derive(context)
@@ -172,6 +170,51 @@ def apply_stream(
     if stream.cursor is not None and complete:
         saved_cursor = _advance_cursor(conn, target, stream, previous_cursor, now)
     return saved_cursor
+
+
+def _write_landing(
+    conn: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    table: str,
+    files: list[str],
+    counts: StreamCounts,
+    now: dt.datetime,
+) -> None:
+    """New keys inserted, changed rows rewritten, unchanged rows only stamped as seen: the counts say
+    which of the three have rows, and a plain INSERT costs far less than a MERGE that matches nothing
+    (a first sync, a new page of records)."""
+    params = {"org": target.org, "inst": target.installation_id, "now": now, "job": target.job_id}
+    if counts.inserted:
+        conn.execute(
+            f"""INSERT INTO {table} (org_id, installation_id, source_id, raw, record_hash, cursor_value,
+                    first_seen_at, last_seen_at, updated_at, is_deleted, deleted_at, job_id)
+                SELECT $org, $inst, k.source_id, f.raw, k.record_hash, k.cursor_value, $now, $now, $now,
+                       k.vendor_deleted, CASE WHEN k.vendor_deleted THEN $now ELSE NULL END, $job
+                FROM {_files_sql(files)} f JOIN _keys k USING (seqno)
+                WHERE k.source_id NOT IN (SELECT source_id FROM _existing)""",
+            params,
+        )
+    if counts.updated:
+        conn.execute(
+            f"""UPDATE {table} AS t SET raw = s.raw, record_hash = s.record_hash, cursor_value = s.cursor_value,
+                    last_seen_at = $now, updated_at = $now, is_deleted = s.vendor_deleted,
+                    deleted_at = CASE WHEN s.vendor_deleted THEN coalesce(t.deleted_at, $now) ELSE NULL END,
+                    job_id = $job
+                FROM (SELECT k.*, f.raw FROM {_files_sql(files)} f JOIN _keys k USING (seqno)
+                      JOIN _existing e USING (source_id)
+                      WHERE e.record_hash IS DISTINCT FROM k.record_hash
+                         OR e.is_deleted IS DISTINCT FROM k.vendor_deleted) AS s
+                WHERE t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id""",
+            params,
+        )
+    if counts.unchanged:
+        conn.execute(
+            f"""UPDATE {table} AS t SET last_seen_at = $now, job_id = $job
+                FROM (SELECT k.source_id FROM _keys k JOIN _existing e USING (source_id)
+                      WHERE e.record_hash = k.record_hash AND e.is_deleted IS NOT DISTINCT FROM k.vendor_deleted) AS s
+                WHERE t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id""",
+            params,
+        )
 
 
 def _files_sql(files: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Pure transforms: SQL over the landing rows of this job (``ctx.staged``) into ARIA tables."""
+"""Pure transforms: SQL over the records this job touched (``ctx.rows``) into ARIA tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aria_sync.connectors.base import DeriveContext
 def devices_to_identities(ctx: DeriveContext) -> None:
     ctx.conn.execute(
         f"""DELETE FROM asset_identities WHERE org_id = $org AND installation_id = $inst
-            AND source_id IN (SELECT source_id FROM {ctx.staged} UNION SELECT source_id FROM _removed)""",
+            AND source_id IN (SELECT source_id FROM {ctx.touched})""",
         {"org": ctx.org, "inst": ctx.installation_id},
     )
     ctx.conn.execute(
@@ -19,9 +19,7 @@ def devices_to_identities(ctx: DeriveContext) -> None:
                    lower(l.raw->>'$.fqdn'), CASE WHEN l.raw->>'$.ip' IS NULL THEN [] ELSE [l.raw->>'$.ip'] END,
                    [], l.raw->>'$.serial', l.raw->>'$.os', 'computer', 'active',
                    TRY_CAST(l.raw->>'$.updated_at' AS TIMESTAMPTZ), l.is_deleted, $now
-            FROM {ctx.table} l
-            WHERE l.org_id = $org AND l.installation_id = $inst
-              AND l.source_id IN (SELECT source_id FROM {ctx.staged} UNION SELECT source_id FROM _removed)""",
+            FROM {ctx.rows} l""",
         {
             "org": ctx.org,
             "inst": ctx.installation_id,

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from aria_sync.connectors.base import DeriveContext
 
-_TOUCHED = "(SELECT source_id FROM {staged} UNION SELECT source_id FROM _removed)"
-
 # Alert and incident severities: UnSpecified and Informational are both "info" in ARIA.
 _ALERT_SEVERITY = """CASE lower({v}) WHEN 'high' THEN 'high' WHEN 'medium' THEN 'medium' WHEN 'low' THEN 'low'
                      ELSE 'info' END"""
@@ -34,7 +32,7 @@ def _fields(paths: Sequence[str]) -> str:
 def _delete(ctx: DeriveContext, table: str) -> None:
     ctx.conn.execute(
         f"""DELETE FROM {table} WHERE org_id = $org AND installation_id = $inst
-            AND source_table = $table AND source_id IN {_TOUCHED.format(staged=ctx.staged)}""",
+            AND source_table = $table AND source_id IN (SELECT source_id FROM {ctx.touched})""",
         {"org": ctx.org, "inst": ctx.installation_id, "table": ctx.table},
     )
 
@@ -52,17 +50,11 @@ def _run(ctx: DeriveContext, sql: str) -> None:
 
 
 def _touched_rows(ctx: DeriveContext, paths: Sequence[str]) -> str:
-    """This run's records with their fields: the staged ones as accepted (what the landing MERGE
-    just wrote), plus landing rows that became deleted without being fetched. Reading the staged
-    table avoids joining a million-row landing table back to itself."""
-    return f"""SELECT source_id, raw, vendor_deleted AS is_deleted,
-                      CASE WHEN vendor_deleted THEN $now END AS deleted_at, {_fields(paths)} AS f
-               FROM {ctx.staged}
-               UNION ALL
-               SELECT source_id, raw, is_deleted, deleted_at, {_fields(paths)} AS f
-               FROM {ctx.table}
-               WHERE org_id = $org AND installation_id = $inst
-                 AND source_id IN (SELECT source_id FROM _removed EXCEPT SELECT source_id FROM {ctx.staged})"""
+    """This run's records with their fields (``ctx.rows``: the accepted ones as staged, plus landing
+    rows that became deleted without being fetched); every deletion among them happened this run."""
+    return f"""SELECT source_id, raw, is_deleted, CASE WHEN is_deleted THEN $now END AS deleted_at,
+                      {_fields(paths)} AS f
+               FROM {ctx.rows}"""
 
 
 MACHINE_FIELDS = (

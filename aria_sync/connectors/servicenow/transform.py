@@ -27,7 +27,6 @@ SERVICES_TABLE = "servicenow_services"
 RELATIONS_TABLE = "servicenow_service_relations"
 INCIDENTS_TABLE = "servicenow_incidents"
 
-TOUCHED = "SELECT source_id FROM _accepted UNION SELECT source_id FROM _removed"
 # A reconcile that would remove more than this share of a table's live rows is refused: an ACL
 # that hides rows from the integration user looks exactly like a mass deletion.
 MAX_RECONCILE_FRACTION = 0.30
@@ -57,7 +56,11 @@ def _params(ctx: DeriveContext, table: str) -> dict[str, object]:
     }
 
 
-def _touched_rows(table: str, ids: str, paths: Sequence[str]) -> str:
+def _touched_rows(table: str, ids: str, paths: Sequence[str], rows: str | None) -> str:
+    """The landing rows ``ids`` with their fields; ``rows`` (source_id, raw, is_deleted) already
+    holds exactly those rows when a stream rebuilds what it applied, read from its staged pages."""
+    if rows is not None:
+        return f"SELECT l.source_id, l.is_deleted, {_extract(paths)} AS f FROM {rows} l"
     return f"""SELECT l.source_id, l.is_deleted, {_extract(paths)} AS f FROM {table} l
                WHERE l.org_id = $org AND l.installation_id = $inst AND l.source_id IN ({ids})"""
 
@@ -87,7 +90,7 @@ CMDB_FIELDS = (
 )
 
 
-def rebuild_identities(ctx: DeriveContext, table: str, ids: str) -> None:
+def rebuild_identities(ctx: DeriveContext, table: str, ids: str, rows: str | None = None) -> None:
     """asset_identities of the CMDB landing rows ``ids`` (SQL yielding source_id)."""
     params = _params(ctx, table)
     ctx.conn.execute(
@@ -102,7 +105,7 @@ def rebuild_identities(ctx: DeriveContext, table: str, ids: str) -> None:
         f"""INSERT INTO asset_identities (org_id, installation_id, integration_key, source_table, source_id, name,
               hostname, fqdn, domain, ip_addresses, mac_addresses, serial_number, servicenow_sysid, cloud_id, os,
               asset_type, owner, status, first_seen, last_seen, is_deleted, updated_at)
-            WITH r AS ({_touched_rows(table, ids, CMDB_FIELDS)})
+            WITH r AS ({_touched_rows(table, ids, CMDB_FIELDS, rows)})
             SELECT $org, $inst, $key, $table, source_id, nullif(f[1], ''),
                    nullif(lower(split_part(coalesce(nullif(f[2], ''), nullif(f[3], ''), f[1], ''), '.', 1)), ''),
                    nullif(lower(f[3]), ''), nullif(lower(f[4]), ''),
@@ -120,7 +123,7 @@ def rebuild_identities(ctx: DeriveContext, table: str, ids: str) -> None:
 
 
 def cmdb_items_to_identities(ctx: DeriveContext) -> None:
-    rebuild_identities(ctx, ctx.table, TOUCHED)
+    rebuild_identities(ctx, ctx.table, f"SELECT source_id FROM {ctx.touched}", ctx.rows)
 
 
 # -- services -> services ---------------------------------------------------------------------------
@@ -140,7 +143,7 @@ CRITICALITY = """CASE
     WHEN c LIKE '4%' OR c LIKE '%not critical%' OR c = 'low' THEN 'low' END"""
 
 
-def rebuild_services(ctx: DeriveContext, table: str, ids: str) -> None:
+def rebuild_services(ctx: DeriveContext, table: str, ids: str, rows: str | None = None) -> None:
     """services rows of the service landing rows ``ids``."""
     params = _params(ctx, table)
     ctx.conn.execute(
@@ -153,7 +156,7 @@ def rebuild_services(ctx: DeriveContext, table: str, ids: str) -> None:
     ctx.conn.execute(
         f"""INSERT INTO services (service_id, org_id, installation_id, integration_key, source_id, name, owner,
               criticality, status, is_deleted, updated_at)
-            WITH r AS ({_touched_rows(table, ids, SERVICE_FIELDS)})
+            WITH r AS ({_touched_rows(table, ids, SERVICE_FIELDS, rows)})
             SELECT 'svc-' || md5($inst || ':' || source_id), $org, $inst, $key, source_id, nullif(f[1], ''),
                    {_ref("f[2]", "f[3]")}, {criticality},
                    CASE WHEN is_deleted THEN 'deleted' WHEN f[5] = '7' OR f[6] = '6' THEN 'retired'
@@ -165,7 +168,7 @@ def rebuild_services(ctx: DeriveContext, table: str, ids: str) -> None:
 
 
 def services_to_services(ctx: DeriveContext) -> None:
-    rebuild_services(ctx, ctx.table, TOUCHED)
+    rebuild_services(ctx, ctx.table, f"SELECT source_id FROM {ctx.touched}", ctx.rows)
 
 
 # -- relations -> service_assets ----------------------------------------------------------------------
@@ -196,7 +199,7 @@ def rebuild_service_assets(ctx: DeriveContext, table: str, ids: str) -> None:
 
 
 def relations_to_service_assets(ctx: DeriveContext) -> None:
-    rebuild_service_assets(ctx, ctx.table, TOUCHED)
+    rebuild_service_assets(ctx, ctx.table, f"SELECT source_id FROM {ctx.touched}")
 
 
 # -- incidents -> incidents ---------------------------------------------------------------------------
@@ -218,7 +221,7 @@ INCIDENT_FIELDS = (
 )
 
 
-def rebuild_incidents(ctx: DeriveContext, table: str, ids: str) -> None:
+def rebuild_incidents(ctx: DeriveContext, table: str, ids: str, rows: str | None = None) -> None:
     """incidents rows of the incident landing rows ``ids``."""
     params = _params(ctx, table)
     ctx.conn.execute(
@@ -230,7 +233,7 @@ def rebuild_incidents(ctx: DeriveContext, table: str, ids: str) -> None:
         f"""INSERT INTO incidents (incident_id, org_id, installation_id, integration_key, source_id, source_table,
               number, title, severity, status, assigned_to, opened_at, resolved_at, source_asset_id,
               source_service_id, is_deleted, updated_at)
-            WITH r AS ({_touched_rows(table, ids, INCIDENT_FIELDS)})
+            WITH r AS ({_touched_rows(table, ids, INCIDENT_FIELDS, rows)})
             SELECT md5($inst || ':' || source_id), $org, $inst, $key, source_id, $table, nullif(f[1], ''),
                    nullif(f[2], ''),
                    CASE trim(f[3]) WHEN '1' THEN 'critical' WHEN '2' THEN 'high' WHEN '3' THEN 'medium'
@@ -245,7 +248,7 @@ def rebuild_incidents(ctx: DeriveContext, table: str, ids: str) -> None:
 
 
 def incidents_to_incidents(ctx: DeriveContext) -> None:
-    rebuild_incidents(ctx, ctx.table, TOUCHED)
+    rebuild_incidents(ctx, ctx.table, f"SELECT source_id FROM {ctx.touched}", ctx.rows)
 
 
 # -- deletions ----------------------------------------------------------------------------------------

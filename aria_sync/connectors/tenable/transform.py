@@ -1,15 +1,13 @@
 """Pure transforms: SQL over this job's Tenable landing rows into ARIA tables.
 
 Each transform deletes the ARIA rows of the records staged or removed in this run and inserts them
-again from the landing table, so a re-run converges and nothing is duplicated. Every cast is a
+again from those records as the landing table now holds them (``ctx.rows``), so a re-run converges and nothing is duplicated. Every cast is a
 ``TRY_CAST``: vendor JSON with drifting types must never crash a sync.
 """
 
 from __future__ import annotations
 
 from aria_sync.connectors.base import DeriveContext
-
-_TOUCHED = "(SELECT source_id FROM {staged} UNION SELECT source_id FROM _removed)"
 
 # A vendor timestamp (ISO-8601, or epoch seconds/milliseconds as some Tenable fields drift to).
 _TS = """coalesce(TRY_CAST({v} AS TIMESTAMPTZ),
@@ -36,10 +34,9 @@ _NETWORK_TYPES = "('router', 'switch', 'firewall', 'load-balancer', 'wireless-ac
 def assets_to_identities(ctx: DeriveContext) -> None:
     """Tenable assets -> ``asset_identities`` (one row per asset export record)."""
     params = {"org": ctx.org, "inst": ctx.installation_id}
-    touched = _TOUCHED.format(staged=ctx.staged)
     ctx.conn.execute(
         f"""DELETE FROM asset_identities WHERE org_id = $org AND installation_id = $inst
-            AND source_table = '{ctx.table}' AND source_id IN {touched}""",
+            AND source_table = '{ctx.table}' AND source_id IN (SELECT source_id FROM {ctx.touched})""",
         params,
     )
     host_source = "coalesce(a.v.hostnames[1], a.v.fqdns[1], a.v.netbios_names[1])"
@@ -51,8 +48,7 @@ def assets_to_identities(ctx: DeriveContext) -> None:
               cloud_id, edr_id, os, asset_type, status, first_seen, last_seen, is_deleted, updated_at)
             WITH a AS MATERIALIZED (
                 SELECT l.source_id, l.is_deleted, json_transform(l.raw, '{_ASSET_SHAPE}') AS v
-                FROM {ctx.table} l
-                WHERE l.org_id = $org AND l.installation_id = $inst AND l.source_id IN {touched})
+                FROM {ctx.rows} l)
             SELECT $org, $inst, $key, $table, a.source_id, coalesce({host_source}, a.v.ipv4s[1]),
                    nullif(lower(split_part({host_source}, '.', 1)), ''),
                    {fqdn},
@@ -106,10 +102,9 @@ _FINDING_SHAPE = (
 def vulnerabilities_to_findings(ctx: DeriveContext) -> None:
     """Tenable findings -> ``vulnerabilities`` (severity and state lower case, fixed_at when FIXED)."""
     params = {"org": ctx.org, "inst": ctx.installation_id}
-    touched = _TOUCHED.format(staged=ctx.staged)
     ctx.conn.execute(
         f"""DELETE FROM vulnerabilities WHERE org_id = $org AND installation_id = $inst
-            AND source_table = '{ctx.table}' AND source_id IN {touched}""",
+            AND source_table = '{ctx.table}' AND source_id IN (SELECT source_id FROM {ctx.touched})""",
         params,
     )
     state = "upper(coalesce(f.v.state, 'OPEN'))"
@@ -119,8 +114,7 @@ def vulnerabilities_to_findings(ctx: DeriveContext) -> None:
               exploit_available, port, protocol, state, first_found, last_found, fixed_at, is_deleted, updated_at)
             WITH f AS MATERIALIZED (
                 SELECT l.source_id, l.is_deleted, json_transform(l.raw, '{_FINDING_SHAPE}') AS v
-                FROM {ctx.table} l
-                WHERE l.org_id = $org AND l.installation_id = $inst AND l.source_id IN {touched})
+                FROM {ctx.rows} l)
             SELECT md5($inst || ':' || f.source_id), $org, NULL, $inst, $key, f.source_id, $table,
                    f.v.asset.uuid,
                    list_sort(list_distinct(list_transform(coalesce(f.v.plugin.cve, []), c -> upper(trim(c))))),
