@@ -188,7 +188,8 @@ def sync(info: dict[str, Any], directory: str, page_size: int, conn: Any) -> Non
             "status": result.status,
             "error": result.error,
             "streams": {
-                name: (s["fetched"], s["inserted"], s["status"]) for name, s in result.streams.items()
+                name: (s["fetched"], s["inserted"], s["status"], s.get("error") or "; ".join(s.get("warnings") or []))
+                for name, s in result.streams.items()
             },
         }
     )
@@ -232,11 +233,15 @@ def main() -> int:
     )
     print(f"  floor (httpx + orjson, keep nothing): {floor_seconds:8.2f} s")
     print(f"  full sync (fetch, stage, apply, ARIA): {outcome['seconds']:8.2f} s  status {outcome['status']}")
-    for name, (fetched, inserted, status) in outcome["streams"].items():
+    for name, (fetched, inserted, status, problem) in outcome["streams"].items():
         print(f"    {name:16s} fetched {fetched:>9,}  inserted {inserted:>9,}  {status}")
+        if problem:
+            print(f"      {problem}")
     print(f"  ratio sync / floor: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
     print(f"  peak RSS of the sync process: {peak_mb:.0f} MB (target < {TARGET_RSS_MB:.0f} MB)")
     ok = outcome["status"] == "succeeded" and ratio <= TARGET_RATIO and peak_mb < TARGET_RSS_MB
+    if outcome.get("error"):
+        print(f"  error: {outcome['error']}")
     print("  PASS" if ok else "  MISS")
     return 0 if ok else 1
 

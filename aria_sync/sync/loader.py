@@ -142,13 +142,23 @@ def apply_stream(
     conn.execute(
         "CREATE OR REPLACE TEMP VIEW _touched AS SELECT source_id FROM _keys UNION SELECT source_id FROM _removed"
     )
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP VIEW _touched_rows AS
-            SELECT source_id, raw, vendor_deleted AS is_deleted FROM _accepted
-            UNION ALL
+    # Rows removed without being fetched this run (stale, or deleted upstream) are read from the
+    # landing table; most runs have none, and then the view never scans it at all.
+    unfetched = _scalar(
+        conn, "SELECT count(*) FROM (SELECT source_id FROM _removed EXCEPT SELECT source_id FROM _keys)"
+    )
+    landing_part = (
+        f"""UNION ALL
             SELECT source_id, raw, is_deleted FROM {table}
             WHERE org_id = {_sql_str(target.org)} AND installation_id = {_sql_str(target.installation_id)}
               AND source_id IN (SELECT source_id FROM _removed EXCEPT SELECT source_id FROM _keys)"""
+        if unfetched
+        else ""
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _touched_rows AS
+            SELECT source_id, raw, vendor_deleted AS is_deleted FROM _accepted
+            {landing_part}"""
     )
 
     context = DeriveContext(
