@@ -13,13 +13,14 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from memory import own_peak_rss_mb  # benchmarks/memory.py
 
 ORG = "acme"
 HELPERS = Path(__file__).resolve().parent.parent / "tests" / "correlation" / "conftest.py"
@@ -33,23 +34,6 @@ def _helpers():  # type: ignore[no-untyped-def]
     return module
 
 
-def _peak_rss_mb() -> float:
-    """This process's own peak RSS.
-
-    Linux's ``ru_maxrss`` survives fork and exec: a child started by a parent holding 2 GB (the
-    generated estate) reports at least 2 GB whatever it does itself. ``VmHWM`` belongs to the
-    address space, which exec replaces, so it measures only the correlation.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _correlate_only(path: str) -> None:
     from aria_sync.correlation import correlate
     from aria_sync.store import Database
@@ -59,7 +43,7 @@ def _correlate_only(path: str) -> None:
     with db.write() as conn:
         correlate(conn, ORG, dt.datetime.now(dt.UTC))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    rss_mb = _peak_rss_mb()
+    rss_mb = own_peak_rss_mb()
     print(
         json.dumps(
             {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "peak_rss_mb": round(rss_mb)}
