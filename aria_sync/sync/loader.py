@@ -1,4 +1,4 @@
-"""Apply one stream's staged pages in one transaction: validate, quarantine, de-duplicate, MERGE,
+"""Apply one stream's staged pages in one transaction: validate, quarantine, de-duplicate, write,
 mark stale, move the cursor, derive ARIA rows and record the stream's counts.
 
 Everything here is SQL over the staged files, because DuckDB parses and reshapes JSON far faster
@@ -75,15 +75,15 @@ def apply_stream(
 ) -> str | None:
     """Apply the staged pages; returns the cursor saved (or None). Runs inside the caller's transaction."""
     table = stream.table
-    files = stage.files()
-    _load_staged(conn, stream, files)
+    staged = stage.relation_sql()
+    _load_staged(conn, stream, staged)
     counts.fetched = _scalar(conn, "SELECT count(*) FROM _checked")
     counts.rejected = _scalar(conn, "SELECT count(*) FROM _checked WHERE reason IS NOT NULL")
     if counts.rejected:
         conn.execute(
             f"""INSERT INTO integration_rejected_records
                 SELECT $org, $inst, $job, $stream, $table, c.source_id, c.reason, f.raw, $now
-                FROM {_files_sql(files)} f JOIN _checked c USING (seqno) WHERE c.reason IS NOT NULL""",
+                FROM {staged} f JOIN _checked c USING (seqno) WHERE c.reason IS NOT NULL""",
             {
                 "org": target.org,
                 "inst": target.installation_id,
@@ -120,7 +120,7 @@ def apply_stream(
     assert row is not None
     counts.inserted, counts.updated, counts.unchanged, vendor_removed = (int(v) for v in row)
 
-    _write_landing(conn, target, table, files, counts, now)
+    _write_landing(conn, target, table, staged, counts, now)
     counts.removed = vendor_removed
     # The accepted records as the transforms see them, read again from the staged files: the landing
     # rows just written hold the same JSON, but DuckDB reads rows written in the same transaction
@@ -128,7 +128,7 @@ def apply_stream(
     conn.execute(
         f"""CREATE OR REPLACE TEMP VIEW _accepted AS
             SELECT k.source_id, f.raw, k.record_hash, k.cursor_value, k.vendor_deleted
-            FROM {_files_sql(files)} f JOIN _keys k USING (seqno)"""
+            FROM {staged} f JOIN _keys k USING (seqno)"""
     )
 
     conn.execute("CREATE OR REPLACE TEMP TABLE _removed (source_id VARCHAR)")
@@ -186,7 +186,7 @@ def _write_landing(
     conn: duckdb.DuckDBPyConnection,
     target: ApplyTarget,
     table: str,
-    files: list[str],
+    staged: str,
     counts: StreamCounts,
     now: dt.datetime,
 ) -> None:
@@ -200,7 +200,7 @@ def _write_landing(
                     first_seen_at, last_seen_at, updated_at, is_deleted, deleted_at, job_id)
                 SELECT $org, $inst, k.source_id, f.raw, k.record_hash, k.cursor_value, $now, $now, $now,
                        k.vendor_deleted, CASE WHEN k.vendor_deleted THEN $now ELSE NULL END, $job
-                FROM {_files_sql(files)} f JOIN _keys k USING (seqno)
+                FROM {staged} f JOIN _keys k USING (seqno)
                 WHERE k.source_id NOT IN (SELECT source_id FROM _existing)""",
             params,
         )
@@ -210,7 +210,7 @@ def _write_landing(
                     last_seen_at = $now, updated_at = $now, is_deleted = s.vendor_deleted,
                     deleted_at = CASE WHEN s.vendor_deleted THEN coalesce(t.deleted_at, $now) ELSE NULL END,
                     job_id = $job
-                FROM (SELECT k.*, f.raw FROM {_files_sql(files)} f JOIN _keys k USING (seqno)
+                FROM (SELECT k.*, f.raw FROM {staged} f JOIN _keys k USING (seqno)
                       JOIN _existing e USING (source_id)
                       WHERE e.record_hash IS DISTINCT FROM k.record_hash
                          OR e.is_deleted IS DISTINCT FROM k.vendor_deleted) AS s
@@ -227,18 +227,7 @@ def _write_landing(
         )
 
 
-def _files_sql(files: list[str]) -> str:
-    """The staged records as rows (seqno, raw), in the order they were fetched."""
-    if not files:
-        return "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
-    listed = ", ".join(_sql_str(f) for f in files)
-    return (
-        f"(SELECT row_number() OVER () AS seqno, json AS raw "
-        f"FROM read_json_objects([{listed}], format = 'newline_delimited'))"
-    )
-
-
-def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[str]) -> None:
+def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, staged: str) -> None:
     """One pass over the staged files into ``_checked``: each record's key, cursor, hash, vendor
     deletion flag and (for a bad record) the reason it is refused, but not the record itself, which
     stays on disk until the MERGE reads it (memory holds keys, not payloads)."""
@@ -265,7 +254,7 @@ def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, files: list[st
                 FROM (
                     SELECT seqno, raw, json_type(raw) AS jtype, md5(CAST(raw AS VARCHAR)) AS record_hash,
                            {fields} AS _fields
-                    FROM {_files_sql(files)}))"""
+                    FROM {staged}))"""
     )
 
 

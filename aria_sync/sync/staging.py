@@ -1,7 +1,11 @@
 """Fetched pages staged on disk, outside the live tables, until a stream's fetch is complete.
 
-Each page becomes one newline-delimited JSON file, so memory holds one page at a time and DuckDB
-reads the whole stream back in bulk (``read_json_objects``) inside the apply transaction.
+Each page becomes one file, so memory holds one page at a time and DuckDB reads the whole stream
+back in bulk inside the apply transaction. A line is ``<sequence number> TAB <record as JSON>``:
+the number is the record's place in the fetch (the last copy of a key wins), written here so
+DuckDB never has to number the rows itself, which would make every pass over them serial. JSON
+text never holds a raw tab or newline (they are escaped inside strings), so the line splits
+unambiguously without quoting.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+# DuckDB's defaults (2 MiB lines, 32 MiB buffers); a stream with longer records raises both.
+_MIN_LINE_SIZE = 2 * 1024 * 1024
+_MIN_BUFFER_SIZE = 32 * 1024 * 1024
 
 
 def encode_record(record: Any) -> bytes:
@@ -34,13 +42,16 @@ class StreamStage:
         self.pages = 0
         self.records = 0
         self.bytes = 0
+        self.longest = 0  # longest line so far: DuckDB's line reader must be told to expect it
 
     def write_page(self, records: Iterable[Any]) -> int:
-        lines = [encode_record(record) for record in records]
+        first = self.records + 1
+        lines = [b"%d\t%b" % (seq, encode_record(record)) for seq, record in enumerate(records, first)]
         if not lines:
             return 0
         self.pages += 1
-        path = self.directory / f"{self.pages:07d}.ndjson"
+        self.longest = max(self.longest, max(len(line) for line in lines))
+        path = self.directory / f"{self.pages:07d}.tsv"
         payload = b"\n".join(lines) + b"\n"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(payload)
@@ -50,7 +61,20 @@ class StreamStage:
         return len(lines)
 
     def files(self) -> list[str]:
-        return [str(p) for p in sorted(self.directory.glob("*.ndjson"))]
+        return [str(p) for p in sorted(self.directory.glob("*.tsv"))]
+
+    def relation_sql(self) -> str:
+        """The staged records as rows ``(seqno, raw)``; DuckDB's CSV reader splits them in parallel."""
+        files = self.files()
+        if not files:
+            return "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        line_size = max(_MIN_LINE_SIZE, self.longest + 1024)
+        return (
+            f"(SELECT seqno, raw FROM read_csv([{listed}], delim = '\\t', quote = '', escape = '', "
+            "header = false, auto_detect = false, columns = {'seqno': 'BIGINT', 'raw': 'JSON'}, "
+            f"max_line_size = {line_size}, buffer_size = {max(_MIN_BUFFER_SIZE, 2 * line_size)}))"
+        )
 
 
 class JobStage:

@@ -485,3 +485,20 @@ def test_integers_beyond_64_bits_are_quarantined_not_fatal(scratch: duckdb.DuckD
     case = CASES_BY_NAME["servicenow.incidents"]
     seed = seeds_of(case.name)[0]
     check_page(scratch, case, [{**seed, "priority": 2**70}, {**seed, "sys_id": 2**70}])
+
+
+def test_records_longer_than_a_default_line_and_full_of_tabs_land_whole(
+    scratch: duckdb.DuckDBPyConnection,
+) -> None:
+    """A staged line is ``seq TAB json``: a 3 MB field (past DuckDB's 2 MiB default line) and tabs,
+    newlines and carriage returns inside strings must neither split a record nor fail the stream."""
+    case = CASES_BY_NAME["tenable.vulnerabilities"]
+    seed = seeds_of(case.name)[0]
+    long_text = "\t\n\r x" * 750_000
+    records: list[JsonValue] = [
+        {**seed, "finding_id": "long-output", "output": long_text},
+        {**seed, "finding_id": "tabbed\tkey", "plugin": {"name": "a\tb\nc\r\nd"}},
+        {**seed, "finding_id": "long-output", "output": long_text + "the last copy"},
+    ]
+    counts = check_page(scratch, case, records)
+    assert (counts.fetched, counts.rejected) == (3, 0)
