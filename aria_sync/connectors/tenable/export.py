@@ -131,6 +131,7 @@ class ExportIterator:
         finished = False
         interval = self.settings.poll_initial_seconds
         next_poll = self._clock()
+        flowing = False  # the last poll listed new chunks
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.download_workers, thread_name_prefix=f"tenable-{self.kind}-chunk"
         )
@@ -174,8 +175,16 @@ class ExportIterator:
                         else min(max(interval * 2, 0.01), self.settings.poll_max_seconds)
                     )
                     next_poll = self._clock() + interval
+                    flowing = bool(fresh)
                     finished = self._settle(status)
                     continue  # start the new downloads before waiting
+                if flowing and not pending and len(inflight) < self.settings.download_workers:
+                    # Every chunk listed is taken and a download slot is free while chunks were still
+                    # appearing: ask again now, as pyTenable does; a poll that lists nothing new falls
+                    # back to the backoff.
+                    flowing = False
+                    next_poll = self._clock()
+                    continue
                 wait = max(0.0, min(next_poll, deadline) - self._clock())
                 if inflight:
                     concurrent.futures.wait(
