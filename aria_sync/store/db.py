@@ -45,6 +45,12 @@ def memory_limit() -> str:
     return value
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal, for the few places DuckDB takes no bound parameter (file
+    paths in ATTACH and table functions, names inside view definitions)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -89,8 +95,7 @@ def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect(":memory:", config=dict(_CONNECT_CONFIG))
     try:
         options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (", READ_ONLY" if read_only else "")
-        quoted = "'" + str(path).replace("'", "''") + "'"
-        conn.execute(f"ATTACH {quoted} AS {CATALOG} ({options})")
+        conn.execute(f"ATTACH {sql_string(str(path))} AS {CATALOG} ({options})")
         conn.execute(f"USE {CATALOG}")
     except BaseException:
         conn.close()

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from aria_sync.connectors.base import DeriveContext, Stream
+from aria_sync.store import sql_string
 from aria_sync.sync.staging import StreamStage
 
 DEFAULT_MAX_STALE_FRACTION = 0.30
@@ -153,7 +154,7 @@ def apply_stream(
     landing_part = (
         f"""UNION ALL
             SELECT source_id, raw, is_deleted FROM {table}
-            WHERE org_id = {_sql_str(target.org)} AND installation_id = {_sql_str(target.installation_id)}
+            WHERE org_id = {sql_string(target.org)} AND installation_id = {sql_string(target.installation_id)}
               AND source_id IN (SELECT source_id FROM _unfetched)"""
         if _scalar(conn, "SELECT count(*) FROM _unfetched")
         else ""
@@ -240,7 +241,7 @@ def _load_staged(conn: duckdb.DuckDBPyConnection, stream: Stream, staged: str) -
     ]
     paths, hoisted = _hoist_paths(expressions)
     key_sql, cursor_sql, deleted_sql, *check_sqls = hoisted
-    fields = f"json_extract_string(raw, [{', '.join(_sql_str(p) for p in paths)}])" if paths else "NULL"
+    fields = f"json_extract_string(raw, [{', '.join(sql_string(p) for p in paths)}])" if paths else "NULL"
     reasons = _reason_sql(stream)
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _checked AS
@@ -279,21 +280,17 @@ def _reason_sql(stream: Stream) -> str:
     """The refusal reason of a row of the middle query, whose ``_check<i>`` is the i-th check's verdict."""
     cases = [
         "WHEN jtype IS DISTINCT FROM 'OBJECT' THEN 'record is not a JSON object'",
-        f"WHEN source_id IS NULL THEN {_sql_str('missing primary key: ' + stream.primary_key)}",
+        f"WHEN source_id IS NULL THEN {sql_string('missing primary key: ' + stream.primary_key)}",
     ]
     if stream.cursor is not None:
         cast = _cursor_cast(stream.cursor.kind, "cursor_value")
         cases.append(
             f"WHEN cursor_value IS NOT NULL AND {cast} IS NULL THEN "
-            f"{_sql_str('cursor field is not a valid ' + stream.cursor.kind)}"
+            f"{sql_string('cursor field is not a valid ' + stream.cursor.kind)}"
         )
     for index, (_, reason) in enumerate(stream.checks):
-        cases.append(f"WHEN _check{index} THEN {_sql_str(reason)}")
+        cases.append(f"WHEN _check{index} THEN {sql_string(reason)}")
     return "CASE " + " ".join(cases) + " END"
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _mark_stale(

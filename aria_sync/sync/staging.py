@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from aria_sync.store import sql_string
+
 # DuckDB's defaults (2 MiB lines, 32 MiB buffers); a stream with longer records raises both.
 _MIN_LINE_SIZE = 2 * 1024 * 1024
 _MIN_BUFFER_SIZE = 32 * 1024 * 1024
@@ -68,7 +70,7 @@ class StreamStage:
         files = self.files()
         if not files:
             return "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        listed = ", ".join(sql_string(f) for f in files)
         line_size = max(_MIN_LINE_SIZE, self.longest + 1024)
         return (
             f"(SELECT seqno, raw FROM read_csv([{listed}], delim = '\\t', quote = '', escape = '', "
