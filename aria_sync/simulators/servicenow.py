@@ -318,7 +318,7 @@ class ServiceNowSimulator(VendorApp):
                 )
                 response.headers["WWW-Authenticate"] = 'BASIC realm="Service-now"'
                 return response
-            rate_headers, refused = self._count_request(username, request.received_at or time.time())
+            rate_headers, refused = self._count_request(username, request.received_at)
             if refused is not None:
                 return refused
             slow = self._transaction_quota(request)
