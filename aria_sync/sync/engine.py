@@ -41,6 +41,7 @@ from aria_sync.marketplace import Installation, Marketplace, require_role
 from aria_sync.store import Database, OrgScope, utcnow
 from aria_sync.store.locks import InstallationLock
 from aria_sync.sync.loader import ApplyTarget, StreamCounts, apply_stream
+from aria_sync.sync.read_ahead import read_ahead
 from aria_sync.sync.staging import JobStage, remove_stale_stages
 
 log = logging.getLogger("aria_sync.sync")
@@ -296,7 +297,7 @@ class SyncRunner:
         progress.phase, progress.records, progress.pages, progress.message = "fetching", 0, 0, ""
         notify(progress, force=True)
         try:
-            for page in stream.fetch(session, request):
+            for page in read_ahead(stream.fetch(session, request)):
                 stream_stage.write_page(page)
                 progress.records, progress.pages = stream_stage.records, stream_stage.pages
                 notify(progress)

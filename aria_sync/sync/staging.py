@@ -1,11 +1,17 @@
 """Fetched pages staged on disk, outside the live tables, until a stream's fetch is complete.
 
 Each page becomes one file, so memory holds one page at a time and DuckDB reads the whole stream
-back in bulk inside the apply transaction. A line is ``<sequence number> TAB <record as JSON>``:
-the number is the record's place in the fetch (the last copy of a key wins), written here so
-DuckDB never has to number the rows itself, which would make every pass over them serial. JSON
-text never holds a raw tab or newline (they are escaped inside strings), so the line splits
-unambiguously without quoting.
+back in bulk inside the apply transaction. A line is
+``<sequence number> TAB <record hash> TAB <record as JSON>``:
+
+- the number is the record's place in the fetch (the last copy of a key wins), written here so
+  DuckDB never has to number the rows itself, which would make every pass over them serial;
+- the hash (XXH3-128 of the JSON text, 32 hex digits) is what tells an unchanged record from a
+  changed one; it is taken here, while the next page is still on its way, because hashing in the
+  apply costs more than the rest of its first pass (100,000 CMDB items: 0.17 s for DuckDB's
+  md5 on two cores, 0.04 s for XXH3 on one);
+- JSON text never holds a raw tab or newline (they are escaped inside strings), so the line
+  splits unambiguously without quoting.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import xxhash
 
 from aria_sync.store import sql_string
 
@@ -48,7 +55,11 @@ class StreamStage:
 
     def write_page(self, records: Iterable[Any]) -> int:
         first = self.records + 1
-        lines = [b"%d\t%b" % (seq, encode_record(record)) for seq, record in enumerate(records, first)]
+        encoded = [encode_record(record) for record in records]
+        digest = xxhash.xxh3_128_hexdigest
+        lines = [
+            b"%d\t%s\t%b" % (seq, digest(text).encode(), text) for seq, text in enumerate(encoded, first)
+        ]
         if not lines:
             return 0
         self.pages += 1
@@ -66,15 +77,21 @@ class StreamStage:
         return [str(p) for p in sorted(self.directory.glob("*.tsv"))]
 
     def relation_sql(self) -> str:
-        """The staged records as rows ``(seqno, raw)``; DuckDB's CSV reader splits them in parallel."""
+        """The staged records as rows ``(seqno, record_hash, raw)``; DuckDB's CSV reader splits them
+        in parallel.
+
+        ``raw`` is read as VARCHAR, not JSON: every line was written by a JSON encoder, and a JSON
+        column would parse each record once more, on every pass, only to validate it (200,000
+        Tenable findings: about 0.1 s a pass). The landing table's JSON column still checks it once.
+        """
         files = self.files()
         if not files:
-            return "(SELECT NULL::BIGINT AS seqno, NULL::JSON AS raw WHERE false)"
+            return "(SELECT NULL::BIGINT AS seqno, NULL::VARCHAR AS record_hash, NULL::VARCHAR AS raw WHERE false)"
         listed = ", ".join(sql_string(f) for f in files)
         line_size = max(_MIN_LINE_SIZE, self.longest + 1024)
         return (
-            f"(SELECT seqno, raw FROM read_csv([{listed}], delim = '\\t', quote = '', escape = '', "
-            "header = false, auto_detect = false, columns = {'seqno': 'BIGINT', 'raw': 'JSON'}, "
+            f"(SELECT seqno, record_hash, raw FROM read_csv([{listed}], delim = '\\t', quote = '', escape = '', "
+            "header = false, auto_detect = false, columns = {'seqno': 'BIGINT', 'record_hash': 'VARCHAR', 'raw': 'VARCHAR'}, "
             f"max_line_size = {line_size}, buffer_size = {max(_MIN_BUFFER_SIZE, 2 * line_size)}))"
         )
 

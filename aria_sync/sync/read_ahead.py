@@ -1,0 +1,83 @@
+"""Fetch the next page while the current one is staged.
+
+A connector's pages come from a generator that waits on the vendor for each one; staging a page
+(encoding and writing it) is work the process can do during that wait. ``read_ahead`` runs the
+generator in a worker thread and hands its pages over through a bounded queue, so at most
+``depth`` pages wait on top of the one being staged and the one being fetched. Requests stay
+strictly sequential (the generator still runs one step at a time), so rate limits, cursors and
+request logs see exactly what they would see without it.
+
+An exception from the generator reaches the consumer as it was raised, after every page yielded
+before it. When the consumer stops early (its own error, or it stops iterating), the worker is
+told to stop and closes the generator after its current step (waited for a few seconds), so no
+request is started for a page nobody will stage.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_POLL_SECONDS = 0.1
+# How long an early stop waits for the worker's current step (one request) to end.
+_STOP_WAIT_SECONDS = 5.0
+
+
+class _End:
+    """The generator finished; ``error`` is what it raised, if anything."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class _Worker(Generic[T]):
+    def __init__(self, pages: Iterator[T], depth: int) -> None:
+        self.pages = pages
+        self.queue: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="aria-sync-read-ahead", daemon=True)
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            for page in self.pages:
+                if not self._put(page):
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            error = exc
+        finally:
+            if self.stopping.is_set():
+                close = getattr(self.pages, "close", None)
+                if close is not None:
+                    close()
+        self._put(_End(error))
+
+    def _put(self, item: T | _End) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``pages``, produced in a worker thread up to ``depth`` pages ahead of the consumer."""
+    worker = _Worker(pages, depth)
+    worker.thread.start()
+    try:
+        while True:
+            item = worker.queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        worker.stopping.set()
+        worker.thread.join(timeout=_STOP_WAIT_SECONDS)
