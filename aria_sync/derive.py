@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from aria_sync.correlation import correlate
 from aria_sync.risk import refresh_risks
-from aria_sync.store import Database, OrgScope, utcnow
+from aria_sync.store import Database, OrgScope, lean_first, utcnow
 
 
 def refresh_org(db: Database, org: str) -> None:
     """Recompute assets, links and risks from what the landing tables now hold; deterministic and idempotent."""
     now = utcnow()
-    with OrgScope(db, org).write() as conn:
-        correlate(conn, org, now)
-        refresh_risks(conn, org, now)
+
+    def attempt(memory: str | None) -> None:
+        with OrgScope(db, org).write(memory=memory) as conn:
+            correlate(conn, org, now)
+            refresh_risks(conn, org, now)
+
+    lean_first(attempt, "correlation and the risk register")

@@ -313,7 +313,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "marketplace tables", _sql(CORE_TABLES)),
     Migration(2, "ARIA entity tables", _sql(ARIA_TABLES)),
     Migration(3, "vendor landing tables: Defender, ServiceNow, Tenable", _landing(LANDING_TABLES_V1)),
-    Migration(4, "ServiceNow deletion records (sys_audit_delete and sys_id reconciles)", _landing(LANDING_TABLES_V4)),
+    Migration(
+        4, "ServiceNow deletion records (sys_audit_delete and sys_id reconciles)", _landing(LANDING_TABLES_V4)
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

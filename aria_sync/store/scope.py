@@ -75,9 +75,9 @@ class OrgScope:
             yield ScopedConnection(conn, self.org)
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def write(self, *, memory: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction. Writers pass ``self.org`` explicitly into every statement."""
-        with self.db.write() as conn:
+        with self.db.write(memory=memory) as conn:
             yield conn
 
 

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +38,11 @@ from aria_sync.errors import (
 from aria_sync.http import AllowList, RetryBudget
 from aria_sync.http.redact import redact_text
 from aria_sync.marketplace import Installation, Marketplace, require_role
-from aria_sync.store import Database, OrgScope, utcnow
+from aria_sync.store import Database, OrgScope, lean_first, utcnow
 from aria_sync.store.locks import InstallationLock
 from aria_sync.sync.loader import ApplyTarget, StreamCounts, apply_stream
 from aria_sync.sync.read_ahead import read_ahead
-from aria_sync.sync.staging import JobStage, remove_stale_stages
+from aria_sync.sync.staging import JobStage, StreamStage, remove_stale_stages
 
 log = logging.getLogger("aria_sync.sync")
 
@@ -297,10 +297,7 @@ class SyncRunner:
         progress.phase, progress.records, progress.pages, progress.message = "fetching", 0, 0, ""
         notify(progress, force=True)
         try:
-            for page in read_ahead(stream.fetch(session, request)):
-                stream_stage.write_page(page)
-                progress.records, progress.pages = stream_stage.records, stream_stage.pages
-                notify(progress)
+            _stage_pages(read_ahead(stream.fetch(session, request)), stream_stage, progress, notify)
         except (AuthenticationError, RetryBudgetExhausted):
             raise
         except AriaSyncError as exc:
@@ -317,28 +314,56 @@ class SyncRunner:
             return
         progress.phase, progress.message = "applying", f"{stream_stage.records} records"
         notify(progress, force=True)
+        now = utcnow()
+        before = dataclasses.replace(counts, warnings=list(counts.warnings))
+
+        def attempt(memory: str | None) -> None:
+            # A second attempt starts from the counts the fetch left, not from the failed apply's.
+            for name in (f.name for f in dataclasses.fields(StreamCounts)):
+                value = getattr(before, name)
+                setattr(counts, name, list(value) if isinstance(value, list) else value)
+            self._apply(stream, stream_stage, target, counts, cursors, complete, previous, full, now, memory)
+
         try:
-            with self.scope.write() as conn:
-                saved = apply_stream(
-                    conn,
-                    target,
-                    stream,
-                    stream_stage,
-                    counts,
-                    complete=complete,
-                    previous_cursor=previous if not full else None,
-                    now=utcnow(),
-                )
-                if not complete:
-                    counts.status = "partial"
-                if saved is not None:
-                    cursors[stream.name] = saved
-                _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
+            lean_first(attempt, f"applying {stream.name}")
         except duckdb.Error as exc:
             # The transaction rolled back: nothing of this stream was applied, its cursor did not move.
             first_line = str(exc).splitlines()[0]
             hint = " (raise ARIA_SYNC_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
-            raise StoreError(f"applying {stream.name} failed, nothing of it was written: {first_line}{hint}") from None
+            raise StoreError(
+                f"applying {stream.name} failed, nothing of it was written: {first_line}{hint}"
+            ) from None
+
+    def _apply(
+        self,
+        stream: Stream,
+        stream_stage: StreamStage,
+        target: ApplyTarget,
+        counts: StreamCounts,
+        cursors: dict[str, str | None],
+        complete: bool,
+        previous: str | None,
+        full: bool,
+        now: dt.datetime,
+        memory: str | None,
+    ) -> None:
+        """One attempt at the stream's apply transaction, within ``memory`` when given."""
+        with self.scope.write(memory=memory) as conn:
+            saved = apply_stream(
+                conn,
+                target,
+                stream,
+                stream_stage,
+                counts,
+                complete=complete,
+                previous_cursor=previous if not full else None,
+                now=now,
+            )
+            if not complete:
+                counts.status = "partial"
+            if saved is not None:
+                cursors[stream.name] = saved
+            _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
 
     def _post_sync(self, installation: Installation) -> None:
         from aria_sync.derive import refresh_org
@@ -492,6 +517,15 @@ class _Notifier:
         if force or now - self._last_write >= _PROGRESS_EVERY:
             self._last_write = now
             self.runner.write_progress(self.job_id, progress)
+
+
+def _stage_pages(pages: Iterator[Any], stage: StreamStage, progress: Progress, notify: _Notifier) -> None:
+    """Stage every page, reporting progress. A function of its own so that no page outlives it: the
+    last 50,000-row export page would otherwise stay alive through the whole apply."""
+    for page in pages:
+        stage.write_page(page)
+        progress.records, progress.pages = stage.records, stage.pages
+        notify(progress)
 
 
 def _write_stream_counts(

@@ -103,9 +103,11 @@ def apply_stream(
     # Pages can overlap (an inclusive cursor re-reads its boundary, a vendor repeats a record across
     # pages); the last copy fetched is the freshest, and the landing write must never see a key twice.
     # Each key is classified once here; the counts and the landing write both read ``action``.
+    # The hash is not kept: the landing write reads it from the staged line, and 1,000,000 keys
+    # hold 48 MB less in memory without it.
     conn.execute(
         """CREATE OR REPLACE TEMP TABLE _keys AS
-           SELECT a.seqno, a.source_id, a.record_hash, a.cursor_value, a.vendor_deleted,
+           SELECT a.seqno, a.source_id, a.cursor_value, a.vendor_deleted,
                   CASE WHEN e.source_id IS NULL THEN 'insert'
                        WHEN e.record_hash IS DISTINCT FROM a.record_hash
                          OR e.is_deleted IS DISTINCT FROM a.vendor_deleted THEN 'update'
@@ -123,6 +125,12 @@ def apply_stream(
     ).fetchone()
     assert row is not None
     counts.inserted, counts.updated, counts.unchanged, vendor_removed = (int(v) for v in row)
+    # From here on only the keys of refused records matter (stale marking must spare them); the
+    # rest of _checked is as large as _keys and would crowd the landing write out of memory.
+    conn.execute(
+        """CREATE OR REPLACE TEMP TABLE _checked AS
+           SELECT source_id FROM _checked WHERE reason IS NOT NULL AND source_id IS NOT NULL"""
+    )
 
     _write_landing(conn, target, table, staged, counts, now)
     counts.removed = vendor_removed
@@ -131,7 +139,7 @@ def apply_stream(
     # several times slower than a file (200,000 Tenable findings: 3.2 s against 1.3 s).
     conn.execute(
         f"""CREATE OR REPLACE TEMP VIEW _accepted AS
-            SELECT k.source_id, f.raw, k.record_hash, k.cursor_value, k.vendor_deleted
+            SELECT k.source_id, f.raw, f.record_hash, k.cursor_value, k.vendor_deleted
             FROM {staged} f JOIN _keys k USING (seqno)"""
     )
 
@@ -202,7 +210,7 @@ def _write_landing(
         conn.execute(
             f"""INSERT INTO {table} (org_id, installation_id, source_id, raw, record_hash, cursor_value,
                     first_seen_at, last_seen_at, updated_at, is_deleted, deleted_at, job_id)
-                SELECT $org, $inst, k.source_id, f.raw, k.record_hash, k.cursor_value, $now, $now, $now,
+                SELECT $org, $inst, k.source_id, f.raw, f.record_hash, k.cursor_value, $now, $now, $now,
                        k.vendor_deleted, CASE WHEN k.vendor_deleted THEN $now ELSE NULL END, $job
                 FROM {staged} f JOIN _keys k USING (seqno)
                 WHERE k.action = 'insert'""",
@@ -214,7 +222,8 @@ def _write_landing(
                     last_seen_at = $now, updated_at = $now, is_deleted = s.vendor_deleted,
                     deleted_at = CASE WHEN s.vendor_deleted THEN coalesce(t.deleted_at, $now) ELSE NULL END,
                     job_id = $job
-                FROM (SELECT k.*, f.raw FROM {staged} f JOIN _keys k USING (seqno) WHERE k.action = 'update') AS s
+                FROM (SELECT k.*, f.raw, f.record_hash FROM {staged} f JOIN _keys k USING (seqno)
+                      WHERE k.action = 'update') AS s
                 WHERE t.org_id = $org AND t.installation_id = $inst AND t.source_id = s.source_id""",
             params,
         )
@@ -311,7 +320,7 @@ def _mark_stale(
             SELECT source_id FROM {table}
             WHERE org_id = ? AND installation_id = ? AND NOT is_deleted
               AND source_id NOT IN (SELECT source_id FROM _keys)
-              AND source_id NOT IN (SELECT source_id FROM _checked WHERE source_id IS NOT NULL)""",
+              AND source_id NOT IN (SELECT source_id FROM _checked)""",
         [target.org, target.installation_id],
     )
     stale = _scalar(conn, "SELECT count(*) FROM _stale")

@@ -2,8 +2,9 @@
 
 A connector's pages come from a generator that waits on the vendor for each one; staging a page
 (encoding and writing it) is work the process can do during that wait. ``read_ahead`` runs the
-generator in a worker thread and hands its pages over through a bounded queue, so at most
-``depth`` pages wait on top of the one being staged and the one being fetched. Requests stay
+generator in a worker thread and hands its pages over one at a time: the worker fetches the next
+page only once the consumer has taken the previous one, so memory holds at most two pages (the
+one being staged and the one being fetched), which matters for 50,000-row export pages. Requests stay
 strictly sequential (the generator still runs one step at a time), so rate limits, cursors and
 request logs see exactly what they would see without it.
 
@@ -35,16 +36,22 @@ class _End:
 
 
 class _Worker(Generic[T]):
-    def __init__(self, pages: Iterator[T], depth: int) -> None:
+    def __init__(self, pages: Iterator[T]) -> None:
         self.pages = pages
-        self.queue: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
+        self.queue: queue.Queue[T | _End] = queue.Queue(maxsize=1)
+        # Released by the consumer each time it takes a page: the worker's leave to fetch another.
+        self.taken = threading.Semaphore(1)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="aria-sync-read-ahead", daemon=True)
 
     def _run(self) -> None:
         error: BaseException | None = None
         try:
-            for page in self.pages:
+            while self._wait_until_taken():
+                try:
+                    page = next(self.pages)
+                except StopIteration:
+                    break
                 if not self._put(page):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -56,6 +63,12 @@ class _Worker(Generic[T]):
                     close()
         self._put(_End(error))
 
+    def _wait_until_taken(self) -> bool:
+        while not self.stopping.is_set():
+            if self.taken.acquire(timeout=_POLL_SECONDS):
+                return True
+        return False
+
     def _put(self, item: T | _End) -> bool:
         while not self.stopping.is_set():
             try:
@@ -66,9 +79,9 @@ class _Worker(Generic[T]):
         return False
 
 
-def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """``pages``, produced in a worker thread up to ``depth`` pages ahead of the consumer."""
-    worker = _Worker(pages, depth)
+def read_ahead(pages: Iterator[T]) -> Iterator[T]:
+    """``pages``, each fetched in a worker thread while the consumer handles the one before."""
+    worker = _Worker(pages)
     worker.thread.start()
     try:
         while True:
@@ -77,6 +90,7 @@ def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
                 if item.error is not None:
                     raise item.error
                 return
+            worker.taken.release()
             yield item
     finally:
         worker.stopping.set()

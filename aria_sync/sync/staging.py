@@ -27,9 +27,11 @@ import xxhash
 
 from aria_sync.store import sql_string
 
-# DuckDB's defaults (2 MiB lines, 32 MiB buffers); a stream with longer records raises both.
+# DuckDB's default line limit (2 MiB), raised for a stream with longer records. The read buffer is
+# twice the longest line, not DuckDB's 32 MiB default: each reading thread pins one, and at a low
+# memory limit 32 MiB blocks are what a bulk apply fails to allocate.
 _MIN_LINE_SIZE = 2 * 1024 * 1024
-_MIN_BUFFER_SIZE = 32 * 1024 * 1024
+_MIN_BUFFER_SIZE = 4 * 1024 * 1024
 
 
 def encode_record(record: Any) -> bytes:
@@ -54,24 +56,28 @@ class StreamStage:
         self.longest = 0  # longest line so far: DuckDB's line reader must be told to expect it
 
     def write_page(self, records: Iterable[Any]) -> int:
-        first = self.records + 1
-        encoded = [encode_record(record) for record in records]
-        digest = xxhash.xxh3_128_hexdigest
-        lines = [
-            b"%d\t%s\t%b" % (seq, digest(text).encode(), text) for seq, text in enumerate(encoded, first)
-        ]
-        if not lines:
-            return 0
-        self.pages += 1
-        self.longest = max(self.longest, max(len(line) for line in lines))
-        path = self.directory / f"{self.pages:07d}.tsv"
-        payload = b"\n".join(lines) + b"\n"
+        """Append one page as its own file, a line at a time: an export page of 50,000 rows is
+        already held once as Python objects, and joining its lines would hold it twice more."""
+        path = self.directory / f"{self.pages + 1:07d}.tsv"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(payload)
+        digest = xxhash.xxh3_128_hexdigest
+        seq, longest, size = self.records, self.longest, 0
+        with tmp.open("wb", buffering=1024 * 1024) as handle:
+            for record in records:
+                seq += 1
+                text = encode_record(record)
+                line = b"%d\t%s\t%b\n" % (seq, digest(text).encode(), text)
+                handle.write(line)
+                size += len(line)
+                longest = max(longest, len(line))
+        written = seq - self.records
+        if not written:
+            tmp.unlink()
+            return 0
         tmp.replace(path)  # a page is visible whole or not at all
-        self.records += len(lines)
-        self.bytes += len(payload)
-        return len(lines)
+        self.pages += 1
+        self.records, self.longest, self.bytes = seq, longest, self.bytes + size
+        return written
 
     def files(self) -> list[str]:
         return [str(p) for p in sorted(self.directory.glob("*.tsv"))]

@@ -265,3 +265,24 @@ def test_viewer_cannot_sync(db: Database, sim) -> None:
     install(db, server)
     with pytest.raises(PermissionDeniedError, match="viewer"):
         SyncRunner(db, ORG, Actor("guest", "viewer")).sync("inventory")
+
+
+def test_apply_out_of_memory_at_the_lean_budget_is_retried_whole_at_the_full_one(
+    db: Database, sim, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aria_sync.store.db as store_db
+
+    # 1MB cannot hold even one of the CSV reader's 4 MiB buffers: every lean attempt runs out.
+    monkeypatch.setattr(store_db, "LEAN_MEMORY", "1MB")
+    app, server = sim
+    install(db, server)
+    with caplog.at_level("INFO", logger="aria_sync.store"):
+        result = run(db)
+    assert result["status"] == "succeeded"
+    assert result["streams"]["devices"] == {"fetched": 120, "inserted": 120, "updated": 0, "unchanged": 0,
+                                            "removed": 0, "rejected": 0}
+    assert "applying devices needed more than 1MB; retrying with the full memory budget" in caplog.text
+    assert len(landing(db, "example_devices")) == 120
+    with OrgScope(db, ORG).read() as conn:
+        assert conn.scalar("SELECT count(*) FROM asset_identities") == 120
+        assert conn.scalar("SELECT count(*) FROM integration_rejected_records") == 0
