@@ -75,8 +75,13 @@ def lean_first(attempt: Callable[[str | None], T], what: str) -> T:
     whole), ``attempt(None)`` once more with the full process budget."""
     try:
         return attempt(LEAN_MEMORY)
-    except duckdb.OutOfMemoryException:
-        log.info("%s needed more than %s; retrying with the full memory budget", what, LEAN_MEMORY)
+    except duckdb.OutOfMemoryException as exc:
+        log.info(
+            "%s needed more than %s (%s); retrying with the full memory budget",
+            what,
+            LEAN_MEMORY,
+            str(exc).splitlines()[0],
+        )
         return attempt(None)
 
 

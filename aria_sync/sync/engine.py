@@ -524,6 +524,7 @@ def _stage_pages(pages: Iterator[Any], stage: StreamStage, progress: Progress, n
     last 50,000-row export page would otherwise stay alive through the whole apply."""
     for page in pages:
         stage.write_page(page)
+        del page  # before the next is fetched: see read_ahead.LARGE_PAGE_RECORDS
         progress.records, progress.pages = stage.records, stage.pages
         notify(progress)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -54,6 +54,7 @@ class _Worker(Generic[T]):
                     break
                 if not self._put(page):
                     return
+                del page  # the consumer holds it now; the worker must not while fetching the next
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
         finally:
@@ -79,8 +80,15 @@ class _Worker(Generic[T]):
         return False
 
 
+# Pages with more records than this are not read ahead: there are few of them, so overlapping
+# gains little, and a second 50,000-row Defender export page costs about 150 MB.
+LARGE_PAGE_RECORDS = 10_000
+
+
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
-    """``pages``, each fetched in a worker thread while the consumer handles the one before."""
+    """``pages``, each fetched in a worker thread while the consumer handles the one before
+    (after it, for a page of more than LARGE_PAGE_RECORDS records: the consumer must drop its
+    reference before asking for the next one, or two large pages are alive anyway)."""
     worker = _Worker(pages)
     worker.thread.start()
     try:
@@ -90,8 +98,13 @@ def read_ahead(pages: Iterator[T]) -> Iterator[T]:
                 if item.error is not None:
                     raise item.error
                 return
-            worker.taken.release()
+            large = isinstance(item, Sized) and len(item) > LARGE_PAGE_RECORDS
+            if not large:
+                worker.taken.release()
             yield item
+            del item
+            if large:
+                worker.taken.release()
     finally:
         worker.stopping.set()
         worker.thread.join(timeout=_STOP_WAIT_SECONDS)

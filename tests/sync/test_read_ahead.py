@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from aria_sync.errors import AriaSyncError
-from aria_sync.sync.read_ahead import read_ahead
+from aria_sync.sync.read_ahead import LARGE_PAGE_RECORDS, read_ahead
 
 
 def test_pages_arrive_in_order_and_whole() -> None:
@@ -65,3 +65,19 @@ def test_early_stop_closes_the_producer_and_asks_for_nothing_more() -> None:
                 raise OSError("disk full")
     assert closed.wait(5)
     assert len(requested) <= 6
+
+
+def test_a_large_page_is_not_read_ahead() -> None:
+    produced: list[int] = []
+    large = LARGE_PAGE_RECORDS + 1
+
+    def pages() -> Iterator[list[int]]:
+        for n in range(3):
+            produced.append(n)
+            yield [n] * large
+
+    iterator = read_ahead(pages())
+    first = next(iterator)
+    time.sleep(0.3)  # time enough for the worker to fetch ahead, were it allowed to
+    assert produced == [0] and first[0] == 0
+    assert [page[0] for page in iterator] == [1, 2]

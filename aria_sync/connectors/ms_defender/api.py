@@ -228,13 +228,16 @@ def _offset_pages(
         if body is None:  # 404: Defender's answer for "no (more) machines"
             return
         rows: Page = body["value"]
+        link = _next_link(body, stream)
+        del body
         guard.page(rows)
+        count = len(rows)
         if rows:
             yield rows
-        short = not rows or len(rows) < largest
-        largest = max(largest, len(rows))
-        skip += len(rows)
-        link = _next_link(body, stream)
+        del rows  # a page must not stay alive while the next one is fetched
+        short = not count or count < largest
+        largest = max(largest, count)
+        skip += count
         if link is not None:
             guard.link(link)
             url, query = link, None
@@ -284,11 +287,14 @@ def fetch_vulnerabilities(session: DefenderSession, request: FetchRequest) -> It
         body = session.get(url, stream="vulnerabilities", params=params)
         assert body is not None
         rows: Page = body["value"]
+        url, params = _next_link(body, "vulnerabilities"), None
+        del body
         guard.page(rows)
         pages += 1
         if rows:
             yield rows
             request.progress(f"vulnerability export page {pages}")
-        url, params = _next_link(body, "vulnerabilities"), None
+        # A 50,000-row export page must not stay alive while the next one is fetched.
+        del rows
         if url is not None:
             guard.link(url)
