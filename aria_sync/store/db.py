@@ -70,16 +70,25 @@ def parse_size(value: str) -> int:
 LEAN_MEMORY = "256MB"
 
 
-def lean_first(attempt: Callable[[str | None], T], what: str) -> T:
-    """``attempt(LEAN_MEMORY)``; if DuckDB runs out of memory there (its transaction rolled back
-    whole), ``attempt(None)`` once more with the full process budget."""
+def lean_memory_for(records: int) -> str:
+    """The budget a stream's apply tries first: a fixed working set plus room for its keys (about
+    160 bytes each in ``_keys`` and the joins over it), since the payloads only stream through.
+    200,000 Tenable findings applied within 128MB at a 399 MB peak against 534 MB within 256MB,
+    0.7 s slower; 1,000,000 Defender rows need 256MB."""
+    return f"{max(128, 96 + records * 160 // 10**6)}MB"
+
+
+def lean_first(attempt: Callable[[str | None], T], what: str, lean: str | None = None) -> T:
+    """``attempt(lean)`` (LEAN_MEMORY by default); if DuckDB runs out of memory there (its
+    transaction rolled back whole), ``attempt(None)`` once more with the full process budget."""
+    lean = lean or LEAN_MEMORY
     try:
-        return attempt(LEAN_MEMORY)
+        return attempt(lean)
     except duckdb.OutOfMemoryException as exc:
         log.info(
             "%s needed more than %s (%s); retrying with the full memory budget",
             what,
-            LEAN_MEMORY,
+            lean,
             str(exc).splitlines()[0],
         )
         return attempt(None)

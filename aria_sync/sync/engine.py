@@ -38,7 +38,7 @@ from aria_sync.errors import (
 from aria_sync.http import AllowList, RetryBudget
 from aria_sync.http.redact import redact_text
 from aria_sync.marketplace import Installation, Marketplace, require_role
-from aria_sync.store import Database, OrgScope, lean_first, utcnow
+from aria_sync.store import Database, OrgScope, lean_first, lean_memory_for, utcnow
 from aria_sync.store.locks import InstallationLock
 from aria_sync.sync.loader import ApplyTarget, StreamCounts, apply_stream
 from aria_sync.sync.read_ahead import read_ahead
@@ -325,7 +325,7 @@ class SyncRunner:
             self._apply(stream, stream_stage, target, counts, cursors, complete, previous, full, now, memory)
 
         try:
-            lean_first(attempt, f"applying {stream.name}")
+            lean_first(attempt, f"applying {stream.name}", lean_memory_for(stream_stage.records))
         except duckdb.Error as exc:
             # The transaction rolled back: nothing of this stream was applied, its cursor did not move.
             first_line = str(exc).splitlines()[0]

@@ -57,8 +57,14 @@ def test_full_sync_lands_exact_counts(db: Database, sim: tuple[ExampleSimulator,
     install(db, server)
     result = run(db)
     assert result["status"] == "succeeded"
-    assert result["streams"]["devices"] == {"fetched": 120, "inserted": 120, "updated": 0, "unchanged": 0,
-                                            "removed": 0, "rejected": 0}
+    assert result["streams"]["devices"] == {
+        "fetched": 120,
+        "inserted": 120,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "rejected": 0,
+    }
     assert result["streams"]["events"]["inserted"] == 75
     assert len(landing(db, "example_devices")) == 120
     with OrgScope(db, ORG).read() as conn:
@@ -71,7 +77,9 @@ def test_full_sync_lands_exact_counts(db: Database, sim: tuple[ExampleSimulator,
     assert len(devices_pages) == 1 + 120 // 25 + 1  # test connection + 5 pages
 
 
-def test_second_sync_is_incremental_and_loses_no_tie(db: Database, sim: tuple[ExampleSimulator, SimulatorServer]) -> None:
+def test_second_sync_is_incremental_and_loses_no_tie(
+    db: Database, sim: tuple[ExampleSimulator, SimulatorServer]
+) -> None:
     app, server = sim
     install(db, server)
     run(db)
@@ -88,7 +96,9 @@ def test_second_sync_is_incremental_and_loses_no_tie(db: Database, sim: tuple[Ex
     assert result["streams"]["devices"]["unchanged"] == 120
 
 
-def test_ties_across_page_boundaries_all_land(db: Database, sim: tuple[ExampleSimulator, SimulatorServer]) -> None:
+def test_ties_across_page_boundaries_all_land(
+    db: Database, sim: tuple[ExampleSimulator, SimulatorServer]
+) -> None:
     app, server = sim  # 30 events share one timestamp across pages of 25
     install(db, server)
     run(db)
@@ -183,7 +193,9 @@ def test_wrong_token_fails_with_plain_message_and_no_secret(db: Database, db_pat
     assert result["status"] == "failed"
     assert "401" in result["error"]
     assert market.get("inventory").status == "credentials_invalid"
-    blob = b"".join(p.read_bytes() for p in db_path.parent.rglob("*") if p.is_file() and "vault" not in p.name)
+    blob = b"".join(
+        p.read_bytes() for p in db_path.parent.rglob("*") if p.is_file() and "vault" not in p.name
+    )
     assert b"WRONG-token-s3cr3t-value" not in blob
     assert TOKEN.encode() not in blob
 
@@ -221,7 +233,9 @@ def test_job_left_running_by_a_dead_process_becomes_interrupted(db: Database, si
         )
     assert recover_interrupted(db, ORG) == 1
     with OrgScope(db, ORG).read() as conn:
-        assert conn.scalar("SELECT status FROM integration_sync_jobs WHERE job_id = 'dead-job'") == "interrupted"
+        assert (
+            conn.scalar("SELECT status FROM integration_sync_jobs WHERE job_id = 'dead-job'") == "interrupted"
+        )
 
 
 def test_three_identical_syncs_leave_identical_content(db: Database, sim) -> None:
@@ -270,17 +284,23 @@ def test_viewer_cannot_sync(db: Database, sim) -> None:
 def test_apply_out_of_memory_at_the_lean_budget_is_retried_whole_at_the_full_one(
     db: Database, sim, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import aria_sync.store.db as store_db
+    import aria_sync.sync.engine as engine
 
-    # 1MB cannot hold even one of the CSV reader's 4 MiB buffers: every lean attempt runs out.
-    monkeypatch.setattr(store_db, "LEAN_MEMORY", "1MB")
+    # 1MB cannot hold even one of the CSV reader's 1 MiB buffers: every lean attempt runs out.
+    monkeypatch.setattr(engine, "lean_memory_for", lambda records: "1MB")
     app, server = sim
     install(db, server)
     with caplog.at_level("INFO", logger="aria_sync.store"):
         result = run(db)
     assert result["status"] == "succeeded"
-    assert result["streams"]["devices"] == {"fetched": 120, "inserted": 120, "updated": 0, "unchanged": 0,
-                                            "removed": 0, "rejected": 0}
+    assert result["streams"]["devices"] == {
+        "fetched": 120,
+        "inserted": 120,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "rejected": 0,
+    }
     assert "applying devices needed more than 1MB (" in caplog.text
     assert len(landing(db, "example_devices")) == 120
     with OrgScope(db, ORG).read() as conn:
