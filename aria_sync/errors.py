@@ -29,7 +29,8 @@ The tree::
     ├── StoreError                      DuckDB, schema or state problems
     │   ├── DatabaseBusyError           another process kept the database past our wait
     │   ├── SchemaVersionError          the database is newer than this aria_sync
-    │   └── CorruptDatabaseError        the file is not a readable DuckDB database
+    │   ├── CorruptDatabaseError        the file is not a readable DuckDB database
+    │   └── StagingError                staged pages did not read back whole; nothing applied
     └── VaultError                      the credential store failed
         └── VaultLockedError            secrets cannot be decrypted (missing or wrong key)
 
@@ -172,6 +173,10 @@ class SchemaVersionError(StoreError):
 
 class CorruptDatabaseError(StoreError):
     """The database file cannot be opened as DuckDB."""
+
+
+class StagingError(StoreError):
+    """A stream's staged pages did not read back whole; nothing of the stream was applied."""
 
 
 class VaultError(AriaSyncError):

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from aria_sync.connectors.base import DeriveContext, Stream
+from aria_sync.errors import StagingError
 from aria_sync.store import sql_string
 from aria_sync.sync.staging import StreamStage
 
@@ -79,6 +80,12 @@ def apply_stream(
     staged = stage.relation_sql()
     _load_staged(conn, stream, staged)
     counts.fetched = _scalar(conn, "SELECT count(*) FROM _checked")
+    if counts.fetched != stage.records:
+        # Never apply a batch the reader did not return whole: stale marking would act on the gap.
+        raise StagingError(
+            f"{stream.name}: {stage.records} records were staged but {counts.fetched} were read back; "
+            "nothing of this stream was applied"
+        )
     counts.rejected = _scalar(conn, "SELECT count(*) FROM _checked WHERE reason IS NOT NULL")
     if counts.rejected:
         conn.execute(

@@ -27,12 +27,15 @@ import xxhash
 
 from aria_sync.store import sql_string
 
-# The CSV reader is told the longest staged line and reads buffers of twice that (at least 1 MiB),
-# not DuckDB's 2 MiB lines and 32 MiB buffers: each reading thread pins a buffer, and at a low
-# memory limit those 32 MiB blocks were what a bulk apply failed to allocate. Scanning 200,000
-# staged Tenable findings took 0.12 s with 1 MiB buffers against 0.13 s with 32 MiB.
+# The CSV reader is told the longest staged line and reads buffers of 16 times that (DuckDB's own
+# ratio: 2 MiB lines, 32 MiB buffers), at least 1 MiB. Vendor records are a few kB, so buffers are
+# mostly 1 MiB instead of 32: each reading thread pins one, and at a low memory limit those 32 MiB
+# blocks were what a bulk apply failed to allocate. (Scanning 200,000 staged Tenable findings took
+# 0.12 s with 1 MiB buffers against 0.13 s with 32 MiB. With buffers under about 16 lines, the
+# parallel reader refused some files and silently skipped a line in others.)
 _MIN_LINE_SIZE = 64 * 1024
 _MIN_BUFFER_SIZE = 1024 * 1024
+_BUFFER_LINES = 16
 
 
 def encode_record(record: Any) -> bytes:
@@ -99,7 +102,7 @@ class StreamStage:
         return (
             f"(SELECT seqno, record_hash, raw FROM read_csv([{listed}], delim = '\\t', quote = '', escape = '', "
             "header = false, auto_detect = false, columns = {'seqno': 'BIGINT', 'record_hash': 'VARCHAR', 'raw': 'VARCHAR'}, "
-            f"max_line_size = {line_size}, buffer_size = {max(_MIN_BUFFER_SIZE, 2 * line_size)}))"
+            f"max_line_size = {line_size}, buffer_size = {max(_MIN_BUFFER_SIZE, _BUFFER_LINES * line_size)}))"
         )
 
 
