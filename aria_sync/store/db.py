@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import os
 import re
@@ -79,19 +80,25 @@ def lean_memory_for(records: int) -> str:
 
 
 def lean_first(attempt: Callable[[str | None], T], what: str, lean: str | None = None) -> T:
-    """``attempt(lean)`` (LEAN_MEMORY by default); if DuckDB runs out of memory there (its
-    transaction rolled back whole), ``attempt(None)`` once more with the full process budget."""
-    lean = lean or LEAN_MEMORY
-    try:
-        return attempt(lean)
-    except duckdb.OutOfMemoryException as exc:
-        log.info(
-            "%s needed more than %s (%s); retrying with the full memory budget",
-            what,
-            lean,
-            str(exc).splitlines()[0],
-        )
-        return attempt(None)
+    """``attempt(lean)`` (LEAN_MEMORY by default); each time DuckDB runs out of memory (its
+    transaction rolled back whole) the attempt runs again with twice the budget, and last with the
+    full process budget (``None``)."""
+    full = parse_size(memory_limit())
+    first = parse_size(lean or LEAN_MEMORY)
+    budgets: list[str | None] = [f"{size / 10**6:.0f}MB" for size in (first, 2 * first) if size < full]
+    budgets.append(None)
+    for budget, following in itertools.pairwise(budgets):
+        try:
+            return attempt(budget)
+        except duckdb.OutOfMemoryException as exc:
+            log.info(
+                "%s needed more than %s (%s); retrying with %s",
+                what,
+                budget,
+                str(exc).splitlines()[0],
+                following or "the full memory budget",
+            )
+    return attempt(None)
 
 
 def sql_string(text: str) -> str:
