@@ -24,6 +24,8 @@ from aria_sync.correlation.identifiers import (
     record_quality_findings,
 )
 from aria_sync.correlation.policy import DEFAULT_POLICY, PRECEDENCE_FIELDS, CorrelationPolicy
+from aria_sync.errors import StoreError
+from aria_sync.store.db import parse_size
 
 # The large estate (300,000 records) peaks near 2 GB RSS with DuckDB's default limit; it needs far less.
 MEMORY_LIMIT_BYTES = 1024 * 2**20
@@ -79,16 +81,12 @@ def correlate(
             conn.execute(f"SET memory_limit = '{previous_limit}'")
 
 
-_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-
-
 def _cap_memory(conn: duckdb.DuckDBPyConnection) -> str | None:
     """Lower DuckDB's memory limit to MEMORY_LIMIT for the run (it spills to disk beyond); the old value."""
     current = str(_scalar(conn, "SELECT current_setting('memory_limit')") or "")
-    number, _, unit = current.partition(" ")
     try:
-        current_bytes = float(number) * _UNITS[unit]
-    except (ValueError, KeyError):
+        current_bytes = parse_size(current)
+    except StoreError:
         return None
     if current_bytes <= MEMORY_LIMIT_BYTES:
         return None

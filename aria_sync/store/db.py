@@ -53,12 +53,16 @@ def memory_limit() -> str:
     return value
 
 
-_UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_UNITS = {
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}  # fmt: skip
 
 
 def parse_size(value: str) -> int:
-    """Bytes in a DuckDB-style size such as ``256MB`` or ``1.5GiB``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB|KiB|MiB|GiB)", value.strip(), re.IGNORECASE)
+    """Bytes in a DuckDB-style size such as ``256MB``, ``1.5GiB`` or ``953.6 MiB`` (the form
+    ``current_setting('memory_limit')`` answers)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B)", value.strip(), re.IGNORECASE)
     if match is None:
         raise StoreError(f"{value!r} is not a size like 512MB or 2GB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
@@ -214,8 +218,9 @@ class Database:
         keeps within ``memory`` (spilling beyond it) when that is below the process budget."""
         self.ensure_schema()
         with self._connection(write=True) as conn:
-            if memory is not None and parse_size(memory) < parse_size(memory_limit()):
-                conn.execute(f"SET memory_limit = '{parse_size(memory)}B'")
+            budget = parse_size(memory) if memory is not None else None
+            if budget is not None and budget < parse_size(memory_limit()):
+                conn.execute(f"SET memory_limit = '{budget}B'")
             conn.execute("BEGIN TRANSACTION")
             try:
                 yield conn

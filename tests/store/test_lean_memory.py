@@ -7,10 +7,12 @@ import duckdb
 import pytest
 
 from aria_sync.store import lean_first, lean_memory_for
+from aria_sync.store.db import parse_size
 
 
-def test_budgets_double_once_then_fall_back_to_the_full_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARIA_SYNC_MEMORY_LIMIT", "1GB")
+def budgets_tried(process_budget: str, lean: str, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The budgets lean_first tries when every budget but the full one runs out of memory."""
+    monkeypatch.setenv("ARIA_SYNC_MEMORY_LIMIT", process_budget)
     tried: list[str | None] = []
 
     def attempt(memory: str | None) -> str:
@@ -19,21 +21,16 @@ def test_budgets_double_once_then_fall_back_to_the_full_one(monkeypatch: pytest.
             raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
         return "done"
 
-    assert lean_first(attempt, "test", "128MB") == "done"
-    assert tried == ["128MB", "256MB", None]
+    assert lean_first(attempt, "test", lean) == "done"
+    return tried
+
+
+def test_budgets_double_once_then_fall_back_to_the_full_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert budgets_tried("1GB", "128MB", monkeypatch) == ["128MB", "256MB", None]
 
 
 def test_a_budget_at_or_above_the_process_one_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARIA_SYNC_MEMORY_LIMIT", "200MB")
-    tried: list[str | None] = []
-
-    def attempt(memory: str | None) -> None:
-        tried.append(memory)
-        if memory is not None:
-            raise duckdb.OutOfMemoryException("Out of Memory Error")
-
-    lean_first(attempt, "test", "128MB")
-    assert tried == ["128MB", None]
+    assert budgets_tried("200MB", "128MB", monkeypatch) == ["128MB", None]
 
 
 def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,6 +43,12 @@ def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(duckdb.ConstraintException):
         lean_first(attempt, "test")
     assert tried == ["256MB"]
+
+
+def test_sizes_read_as_duckdb_writes_them() -> None:
+    assert parse_size("256MB") == 256 * 10**6
+    assert parse_size("953.6 MiB") == int(953.6 * 2**20)
+    assert parse_size("1.5 TiB") == int(1.5 * 2**40)
 
 
 def test_the_apply_budget_grows_with_the_keys() -> None:
