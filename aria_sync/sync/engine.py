@@ -322,7 +322,22 @@ class SyncRunner:
             for name in (f.name for f in dataclasses.fields(StreamCounts)):
                 value = getattr(before, name)
                 setattr(counts, name, list(value) if isinstance(value, list) else value)
-            self._apply(stream, stream_stage, target, counts, cursors, complete, previous, full, now, memory)
+            with self.scope.write(memory=memory) as conn:
+                saved = apply_stream(
+                    conn,
+                    target,
+                    stream,
+                    stream_stage,
+                    counts,
+                    complete=complete,
+                    previous_cursor=previous if not full else None,
+                    now=now,
+                )
+                if not complete:
+                    counts.status = "partial"
+                if saved is not None:
+                    cursors[stream.name] = saved
+                _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
 
         try:
             lean_first(attempt, f"applying {stream.name}", lean_memory_for(stream_stage.records))
@@ -333,37 +348,6 @@ class SyncRunner:
             raise StoreError(
                 f"applying {stream.name} failed, nothing of it was written: {first_line}{hint}"
             ) from None
-
-    def _apply(
-        self,
-        stream: Stream,
-        stream_stage: StreamStage,
-        target: ApplyTarget,
-        counts: StreamCounts,
-        cursors: dict[str, str | None],
-        complete: bool,
-        previous: str | None,
-        full: bool,
-        now: dt.datetime,
-        memory: str | None,
-    ) -> None:
-        """One attempt at the stream's apply transaction, within ``memory`` when given."""
-        with self.scope.write(memory=memory) as conn:
-            saved = apply_stream(
-                conn,
-                target,
-                stream,
-                stream_stage,
-                counts,
-                complete=complete,
-                previous_cursor=previous if not full else None,
-                now=now,
-            )
-            if not complete:
-                counts.status = "partial"
-            if saved is not None:
-                cursors[stream.name] = saved
-            _write_stream_counts(conn, self.org, target.job_id, stream.name, counts)
 
     def _post_sync(self, installation: Installation) -> None:
         from aria_sync.derive import refresh_org

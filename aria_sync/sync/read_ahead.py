@@ -23,7 +23,6 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_POLL_SECONDS = 0.1
 # How long an early stop waits for the worker's current step (one request) to end.
 _STOP_WAIT_SECONDS = 5.0
 
@@ -38,8 +37,10 @@ class _End:
 class _Worker(Generic[T]):
     def __init__(self, pages: Iterator[T]) -> None:
         self.pages = pages
-        self.queue: queue.Queue[T | _End] = queue.Queue(maxsize=1)
-        # Released by the consumer each time it takes a page: the worker's leave to fetch another.
+        # Never more than one item: the worker fetches a page only on the consumer's leave.
+        self.queue: queue.SimpleQueue[T | _End] = queue.SimpleQueue()
+        # Released by the consumer each time it takes a page (and once when it stops): the
+        # worker's leave to fetch another.
         self.taken = threading.Semaphore(1)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="aria-sync-read-ahead", daemon=True)
@@ -52,8 +53,7 @@ class _Worker(Generic[T]):
                     page = next(self.pages)
                 except StopIteration:
                     break
-                if not self._put(page):
-                    return
+                self.queue.put(page)
                 del page  # the consumer holds it now; the worker must not while fetching the next
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
@@ -62,22 +62,11 @@ class _Worker(Generic[T]):
                 close = getattr(self.pages, "close", None)
                 if close is not None:
                     close()
-        self._put(_End(error))
+        self.queue.put(_End(error))
 
     def _wait_until_taken(self) -> bool:
-        while not self.stopping.is_set():
-            if self.taken.acquire(timeout=_POLL_SECONDS):
-                return True
-        return False
-
-    def _put(self, item: T | _End) -> bool:
-        while not self.stopping.is_set():
-            try:
-                self.queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self.taken.acquire()
+        return not self.stopping.is_set()
 
 
 # Pages with more records than this are not read ahead: there are few of them, so overlapping
@@ -107,4 +96,5 @@ def read_ahead(pages: Iterator[T]) -> Iterator[T]:
                 worker.taken.release()
     finally:
         worker.stopping.set()
+        worker.taken.release()  # wakes a worker waiting for leave, which then sees it must stop
         worker.thread.join(timeout=_STOP_WAIT_SECONDS)
