@@ -133,8 +133,10 @@ def _open(path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyCon
                 delay = min(delay * 2, 0.2)
                 continue
             if "lock" in text.lower():
+                # DuckDB's own line names the program and PID holding the lock.
                 raise DatabaseBusyError(
-                    f"database busy: {path} is locked by another program (not aria-sync); close it and retry"
+                    f"database busy: {path} is locked by another program (not aria-sync); close it and "
+                    f"retry ({text.splitlines()[0]})"
                 ) from None
             raise CorruptDatabaseError(
                 f"cannot open {path} as a DuckDB database: {text.splitlines()[0]}"

@@ -139,8 +139,9 @@ def test_foreign_lock_gives_a_busy_message(db: Database) -> None:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         from aria_sync.errors import DatabaseBusyError
 
-        with pytest.raises(DatabaseBusyError, match="database busy"), Database(db.path, busy_timeout=0.5).read():
+        with pytest.raises(DatabaseBusyError, match="database busy") as busy, Database(db.path, busy_timeout=0.5).read():
             pass
+        assert f"PID {holder.pid}" in str(busy.value)  # DuckDB's line names the holder
     finally:
         holder.kill()
         holder.wait()
